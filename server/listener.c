@@ -1,0 +1,488 @@
+/* listener.c - the accept thread.
+ *
+ * One epoll set holds the listening sockets and a command eventfd. New
+ * clients are accepted in batches (accept4: non-blocking, close-on-exec),
+ * counted against max_connections, and handed to the workers round-robin.
+ * Over the limit, a worker answers "503" and closes (a lingering close, so
+ * the answer is not lost to an RST); if even that cannot be queued, the
+ * listener sends the 503 itself.
+ *
+ * Out of descriptors (EMFILE/ENFILE) the pending connection cannot be
+ * accepted, and a level-triggered listening socket would wake us forever: the
+ * sockets leave the epoll set for ACCEPT_PAUSE_MS, as nginx does, and come
+ * back when descriptors may have been freed.
+ */
+#include "server/listener.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/frame.h"
+#include "common/log.h"
+#include "common/net.h"
+
+/* Most listening sockets (the `listen` list, or inherited ones). */
+#define LISTENER_MAX 64
+/* Connections accepted from one socket per wake-up before looking at others. */
+#define ACCEPT_BATCH 64
+/* Back-off when out of file descriptors. */
+#define ACCEPT_PAUSE_MS 100
+/* Longest sleep, so the heartbeat keeps moving. */
+#define LISTENER_TICK_MS 500
+
+struct listen_socket {
+    int fd;
+    char name[128];         /* the address as configured or as inherited */
+    char unix_path[108];    /* a socket file we created and remove at close */
+    bool inherited;
+};
+
+enum listener_cmd {
+    CMD_NONE,
+    CMD_RELOAD,
+    CMD_STOP,
+};
+
+struct listener {
+    pthread_t thread;
+    bool started;
+    int epfd;
+    int cmdfd;                          /* eventfd: a command is waiting */
+    struct config *cfg;
+    struct listen_socket socks[LISTENER_MAX];
+    unsigned nsocks;
+    bool inherited;                     /* serving inherited sockets: ignore `listen` */
+
+    struct worker *workers;
+    unsigned nworkers;
+    unsigned next_worker;
+    struct stats *stats;
+    atomic_uint *conns_global;
+
+    bool paused;                        /* out of descriptors: sockets off epoll */
+    uint64_t resume_ms;
+    atomic_uint_least64_t heartbeat_ms;
+
+    pthread_mutex_t cmd_lock;
+    pthread_cond_t cmd_done;
+    enum listener_cmd cmd;
+    struct config *cmd_cfg;
+    int cmd_result;
+};
+
+struct listener *listener_create(struct config *cfg, struct worker *workers, unsigned nworkers,
+                                 struct stats *stats, atomic_uint *conns_global)
+{
+    struct listener *l = calloc(1, sizeof(*l));
+    if (l == NULL) {
+        log_error("listener: out of memory");
+        return NULL;
+    }
+    l->cfg = config_ref(cfg);
+    l->workers = workers;
+    l->nworkers = nworkers;
+    l->stats = stats;
+    l->conns_global = conns_global;
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    l->cmdfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    pthread_mutex_init(&l->cmd_lock, NULL);
+    pthread_cond_init(&l->cmd_done, NULL);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (l->epfd < 0 || l->cmdfd < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->cmdfd, &ev) < 0) {
+        log_error("listener: %s", strerror(errno));
+        listener_destroy(l);
+        return NULL;
+    }
+    atomic_store(&l->heartbeat_ms, worker_now_ms());
+    return l;
+}
+
+static int watch(struct listener *l, struct listen_socket *s)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
+    return epoll_ctl(l->epfd, EPOLL_CTL_ADD, s->fd, &ev);
+}
+
+static void close_socket(struct listen_socket *s)
+{
+    if (s->fd < 0)
+        return;
+    close(s->fd);   /* also leaves the epoll set */
+    s->fd = -1;
+    if (s->unix_path[0] != '\0')
+        unlink(s->unix_path);
+}
+
+int listener_add_inherited(struct listener *l, int fd, const char *name)
+{
+    if (l->nsocks == LISTENER_MAX) {
+        log_error("too many inherited sockets (at most %d)", LISTENER_MAX);
+        return -1;
+    }
+    struct listen_socket *s = &l->socks[l->nsocks];
+    memset(s, 0, sizeof(*s));
+    s->fd = fd;
+    s->inherited = true;
+    struct net_addr a = {.len = sizeof(a.ss)};
+    if (getsockname(fd, (struct sockaddr *)&a.ss, &a.len) == 0) {
+        a.family = a.ss.ss_family;
+        net_addr_format(&a, s->name, sizeof(s->name));
+    } else {
+        snprintf(s->name, sizeof(s->name), "fd %d", fd);
+    }
+    if (watch(l, s) < 0) {
+        log_error("inherited socket %s: %s", s->name, strerror(errno));
+        return -1;
+    }
+    l->nsocks++;
+    l->inherited = true;
+    log_info("listening on %s (inherited from systemd%s%s)", s->name, name ? ", " : "",
+             name ? name : "");
+    return 0;
+}
+
+/* Open one configured address into s. Returns 0 or -1 (logged). */
+static int open_socket(struct listen_socket *s, const char *text, int backlog)
+{
+    struct net_addr a;
+    char err[128];
+    memset(s, 0, sizeof(*s));
+    s->fd = -1;
+    snprintf(s->name, sizeof(s->name), "%s", text);
+    if (net_addr_parse(text, &a, err, sizeof(err)) < 0) {
+        log_error("listen %s: %s", text, err);
+        return -1;
+    }
+    int fd = net_listen(&a, backlog);
+    if (fd < 0) {
+        log_error("listen %s: %s", text, strerror(-fd));
+        return -1;
+    }
+    s->fd = fd;
+    const struct sockaddr_un *sun = (const struct sockaddr_un *)&a.ss;
+    if (a.family == AF_UNIX && sun->sun_path[0] != '\0')
+        snprintf(s->unix_path, sizeof(s->unix_path), "%s", sun->sun_path);
+    return 0;
+}
+
+static struct listen_socket *find_socket(struct listener *l, const char *name)
+{
+    for (unsigned i = 0; i < l->nsocks; i++)
+        if (strcmp(l->socks[i].name, name) == 0)
+            return &l->socks[i];
+    return NULL;
+}
+
+/* Build the socket set for cfg: keep sockets whose address stays, open the
+ * new ones. On failure nothing changes. The listener thread's own code (or
+ * the main thread before it starts). */
+static int apply_listen(struct listener *l, struct config *cfg)
+{
+    if (l->inherited)
+        return 0;   /* socket activation: systemd owns the addresses */
+    if (cfg->nlisten > LISTENER_MAX) {
+        log_error("too many listen addresses (at most %d)", LISTENER_MAX);
+        return -1;
+    }
+    struct listen_socket next[LISTENER_MAX];
+    bool kept[LISTENER_MAX] = {false};
+    unsigned n = 0;
+    for (size_t i = 0; i < cfg->nlisten; i++, n++) {
+        struct listen_socket *old = find_socket(l, cfg->listen[i]);
+        if (old != NULL) {
+            next[n] = *old;
+            kept[old - l->socks] = true;
+            continue;
+        }
+        if (open_socket(&next[n], cfg->listen[i], cfg->backlog) < 0) {
+            /* Undo: close what this attempt opened, keep the old set. */
+            for (unsigned j = 0; j < n; j++)
+                if (find_socket(l, next[j].name) == NULL)
+                    close_socket(&next[j]);
+            return -1;
+        }
+        log_info("listening on %s", next[n].name);
+    }
+    for (unsigned i = 0; i < l->nsocks; i++) {
+        if (!kept[i]) {
+            log_info("no longer listening on %s", l->socks[i].name);
+            close_socket(&l->socks[i]);
+        }
+    }
+    /* Re-register everything: the epoll data points into socks[]. */
+    for (unsigned i = 0; i < n; i++) {
+        l->socks[i] = next[i];
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->socks[i].fd, NULL);
+        if (!l->paused && watch(l, &l->socks[i]) < 0)
+            log_error("listen %s: epoll: %s", l->socks[i].name, strerror(errno));
+    }
+    l->nsocks = n;
+    return 0;
+}
+
+int listener_bind(struct listener *l)
+{
+    return apply_listen(l, l->cfg);
+}
+
+/* Answer 503 on a socket no worker could take. Best effort: the reply fits
+ * in an empty socket buffer, so one non-blocking send delivers it. */
+static void reject_here(int fd, const char *text)
+{
+    uint8_t frame[FRAME_HEADER_SIZE + 128];
+    size_t n = strlen(text);
+    if (n > sizeof(frame) - FRAME_HEADER_SIZE)
+        n = sizeof(frame) - FRAME_HEADER_SIZE;
+    frame_header_encode(frame, FRAME_ERROR, (uint32_t)n);
+    memcpy(frame + FRAME_HEADER_SIZE, text, n);
+    if (send(fd, frame, FRAME_HEADER_SIZE + n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+        log_debug("fd %d: 503 not sent: %s", fd, strerror(errno));
+    shutdown(fd, SHUT_WR);
+    close(fd);
+}
+
+/* Post msg to a worker, trying each from the round-robin position. */
+static bool hand_off(struct listener *l, struct worker_msg *msg)
+{
+    for (unsigned tries = 0; tries < l->nworkers; tries++) {
+        struct worker *w = &l->workers[l->next_worker];
+        l->next_worker = (l->next_worker + 1) % l->nworkers;
+        if (worker_submit(w, msg) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void dispatch(struct listener *l, int fd)
+{
+    struct worker_msg msg = {.kind = WORKER_MSG_CONN, .fd = fd};
+    unsigned before = atomic_fetch_add_explicit(l->conns_global, 1, memory_order_relaxed);
+    if (before >= l->cfg->max_connections) {
+        atomic_fetch_sub_explicit(l->conns_global, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&l->stats->connections_rejected, 1, memory_order_relaxed);
+        msg.kind = WORKER_MSG_REJECT;
+        if (!hand_off(l, &msg))
+            reject_here(fd, "503 too many connections");
+        return;
+    }
+    if (!hand_off(l, &msg)) {
+        atomic_fetch_sub_explicit(l->conns_global, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&l->stats->connections_rejected, 1, memory_order_relaxed);
+        log_warn("every worker's inbox is full; rejecting connections");
+        reject_here(fd, "503 server overloaded");
+    }
+}
+
+static void pause_accepting(struct listener *l, int err)
+{
+    log_warn("accept: %s; pausing accepts for %d ms", strerror(err), ACCEPT_PAUSE_MS);
+    l->paused = true;
+    l->resume_ms = worker_now_ms() + ACCEPT_PAUSE_MS;
+    for (unsigned i = 0; i < l->nsocks; i++)
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->socks[i].fd, NULL);
+}
+
+static void resume_accepting(struct listener *l)
+{
+    l->paused = false;
+    for (unsigned i = 0; i < l->nsocks; i++)
+        if (watch(l, &l->socks[i]) < 0)
+            log_error("listen %s: epoll: %s", l->socks[i].name, strerror(errno));
+}
+
+/* Accept up to limit connections from s. Returns false when it paused. */
+static bool accept_batch(struct listener *l, struct listen_socket *s, int limit)
+{
+    for (int i = 0; i < limit; i++) {
+        int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            dispatch(l, fd);
+            continue;
+        }
+        switch (errno) {
+        case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+        case EWOULDBLOCK:
+#endif
+            return true;
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+        case EPERM:     /* a firewall refused it */
+            continue;
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+            pause_accepting(l, errno);
+            return false;
+        default:
+            log_error("accept on %s: %s", s->name, strerror(errno));
+            return true;
+        }
+    }
+    return true;
+}
+
+static void finish_command(struct listener *l, int result)
+{
+    pthread_mutex_lock(&l->cmd_lock);
+    l->cmd = CMD_NONE;
+    l->cmd_result = result;
+    pthread_cond_broadcast(&l->cmd_done);
+    pthread_mutex_unlock(&l->cmd_lock);
+}
+
+/* Returns false when the thread should end. */
+static bool handle_command(struct listener *l)
+{
+    uint64_t count;
+    while (read(l->cmdfd, &count, sizeof(count)) < 0 && errno == EINTR)
+        ;
+    pthread_mutex_lock(&l->cmd_lock);
+    enum listener_cmd cmd = l->cmd;
+    struct config *cfg = l->cmd_cfg;
+    pthread_mutex_unlock(&l->cmd_lock);
+
+    if (cmd == CMD_RELOAD) {
+        int rc = apply_listen(l, cfg);
+        if (rc == 0) {
+            config_unref(l->cfg);
+            l->cfg = config_ref(cfg);
+        }
+        finish_command(l, rc);
+    } else if (cmd == CMD_STOP) {
+        /* Connections the kernel already completed are ours to serve. */
+        for (unsigned i = 0; i < l->nsocks; i++) {
+            for (;;) {
+                int fd = accept4(l->socks[i].fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (fd >= 0)
+                    dispatch(l, fd);
+                else if (errno != EINTR && errno != ECONNABORTED)
+                    break;
+            }
+            close_socket(&l->socks[i]);
+        }
+        l->nsocks = 0;
+        finish_command(l, 0);
+        return false;
+    }
+    return true;
+}
+
+static void *listener_main(void *arg)
+{
+    struct listener *l = arg;
+    struct epoll_event events[LISTENER_MAX + 1];
+    for (;;) {
+        uint64_t now = worker_now_ms();
+        atomic_store_explicit(&l->heartbeat_ms, now, memory_order_relaxed);
+        if (l->paused && now >= l->resume_ms)
+            resume_accepting(l);
+        int timeout = LISTENER_TICK_MS;
+        if (l->paused)
+            timeout = (int)(l->resume_ms > now ? l->resume_ms - now : 0);
+        int n = epoll_wait(l->epfd, events, LISTENER_MAX + 1, timeout);
+        if (n < 0 && errno != EINTR) {
+            log_error("listener: epoll_wait: %s", strerror(errno));
+            return NULL;
+        }
+        for (int i = 0; i < n; i++) {
+            struct listen_socket *s = events[i].data.ptr;
+            if (s == NULL) {
+                if (!handle_command(l))
+                    return NULL;
+                break;  /* the socket set may have changed under the other events */
+            }
+            if (!l->paused && !accept_batch(l, s, ACCEPT_BATCH))
+                break;
+        }
+    }
+}
+
+int listener_start(struct listener *l)
+{
+    int err = pthread_create(&l->thread, NULL, listener_main, l);
+    if (err != 0) {
+        log_error("listener thread: %s", strerror(err));
+        return -1;
+    }
+    l->started = true;
+    return 0;
+}
+
+/* Post a command and wait for the thread's answer. */
+static int command(struct listener *l, enum listener_cmd cmd, struct config *cfg)
+{
+    pthread_mutex_lock(&l->cmd_lock);
+    l->cmd = cmd;
+    l->cmd_cfg = cfg;
+    pthread_mutex_unlock(&l->cmd_lock);
+    uint64_t one = 1;
+    while (write(l->cmdfd, &one, sizeof(one)) < 0 && errno == EINTR)
+        ;
+    pthread_mutex_lock(&l->cmd_lock);
+    while (l->cmd != CMD_NONE)
+        pthread_cond_wait(&l->cmd_done, &l->cmd_lock);
+    int rc = l->cmd_result;
+    pthread_mutex_unlock(&l->cmd_lock);
+    return rc;
+}
+
+int listener_reload(struct listener *l, struct config *cfg)
+{
+    return command(l, CMD_RELOAD, cfg);
+}
+
+void listener_stop(struct listener *l)
+{
+    if (!l->started)
+        return;
+    command(l, CMD_STOP, NULL);
+    pthread_join(l->thread, NULL);
+    l->started = false;
+}
+
+void listener_destroy(struct listener *l)
+{
+    if (l == NULL)
+        return;
+    listener_stop(l);
+    for (unsigned i = 0; i < l->nsocks; i++)
+        close_socket(&l->socks[i]);
+    if (l->epfd >= 0)
+        close(l->epfd);
+    if (l->cmdfd >= 0)
+        close(l->cmdfd);
+    pthread_mutex_destroy(&l->cmd_lock);
+    pthread_cond_destroy(&l->cmd_done);
+    config_unref(l->cfg);
+    free(l);
+}
+
+uint64_t listener_heartbeat_ms(struct listener *l)
+{
+    return atomic_load_explicit(&l->heartbeat_ms, memory_order_relaxed);
+}
+
+void listener_describe(struct listener *l, char *out, size_t len)
+{
+    size_t off = 0;
+    out[0] = '\0';
+    for (unsigned i = 0; i < l->nsocks && off < len; i++) {
+        int n = snprintf(out + off, len - off, "%s%s", i ? ", " : "", l->socks[i].name);
+        if (n < 0)
+            break;
+        off += (size_t)n;
+    }
+}

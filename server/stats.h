@@ -1,0 +1,45 @@
+/* stats.h - the daemon's counters and the STATS reply.
+ *
+ * Each worker owns one cache-line-aligned block of counters and is the only
+ * thread that writes it, with relaxed atomic stores (no lock, no read-modify-
+ * write on the request path). Any thread may read every block to answer STATS;
+ * the sums are a consistent-enough snapshot for monitoring, not a transaction.
+ */
+#ifndef ECHOD_STATS_H
+#define ECHOD_STATS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct stats_worker {
+    _Alignas(64) atomic_uint_least64_t connections_current;
+    atomic_uint_least64_t connections_total;
+    atomic_uint_least64_t requests_total;
+    atomic_uint_least64_t bytes_in;
+    atomic_uint_least64_t bytes_out;
+    atomic_uint_least64_t errors_total;
+};
+
+struct stats {
+    struct stats_worker *workers;   /* one block per worker */
+    unsigned nworkers;
+    atomic_uint_least64_t connections_rejected; /* written by the listener and workers */
+    uint64_t start_ms;              /* monotonic clock at start-up */
+};
+
+/* Add n to a counter owned by the calling thread (single writer). */
+static inline void stats_add(atomic_uint_least64_t *counter, uint64_t n)
+{
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* Largest STATS JSON for a given worker count. */
+size_t stats_json_max(unsigned nworkers);
+
+/* Render the STATS JSON object into out; returns its length, or 0 if it did
+ * not fit in cap. */
+size_t stats_render_json(const struct stats *s, uint64_t now_ms, char *out, size_t cap);
+
+#endif

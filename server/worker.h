@@ -1,0 +1,97 @@
+/* worker.h - a worker thread: its epoll loop, its hand-off inbox, its timers.
+ *
+ * The listener (and the main thread, for reloads and shutdown) talk to a
+ * worker only through its inbox: a bounded ring of typed messages behind a
+ * mutex, plus an eventfd that is written only when the ring goes from empty
+ * to non-empty, so a burst of hand-offs costs one wake-up. Everything else a
+ * worker touches (its connections, buffer pools, timer lists, counters) is its
+ * own, so the request path takes no lock.
+ */
+#ifndef ECHOD_WORKER_H
+#define ECHOD_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "server/config.h"
+#include "server/stats.h"
+#include "server/timer.h"
+
+struct conn;
+
+enum worker_msg_kind {
+    WORKER_MSG_CONN,        /* serve fd */
+    WORKER_MSG_REJECT,      /* answer fd with a 503 and close it */
+    WORKER_MSG_RELOAD,      /* switch to cfg (the message holds a reference) */
+    WORKER_MSG_DRAIN,       /* finish what was read, close everything, exit */
+};
+
+struct worker_msg {
+    enum worker_msg_kind kind;
+    int fd;
+    struct config *cfg;
+};
+
+/* Hand-offs a worker can have waiting; beyond it the listener answers 503.
+ * A worker drains its inbox on every loop turn, so this only fills if the
+ * worker is stuck or the accept rate is extreme. */
+#define WORKER_INBOX_SIZE 4096
+
+struct worker {
+    unsigned id;
+    pthread_t thread;
+    int epfd;
+    int wakefd;                     /* eventfd: inbox became non-empty */
+
+    pthread_mutex_t inbox_lock;
+    struct worker_msg *inbox;       /* ring of WORKER_INBOX_SIZE */
+    unsigned inbox_head, inbox_len;
+
+    struct config *cfg;             /* this worker's snapshot (a reference) */
+    struct stats_worker *stats;
+    struct stats *all_stats;        /* to answer STATS */
+    atomic_uint *conns_global;      /* connections open in the whole server */
+
+    struct buf_pool in_pool;
+    struct buf_pool out_pool;
+    struct timer_list timers[TIMER_KINDS];
+    struct conn *ready;             /* connections with work left over from a turn */
+    struct conn *dead;              /* closed connections, freed at the end of a turn */
+    uint64_t now_ms;                /* monotonic clock, read once per turn */
+    uint32_t nconns;
+
+    bool draining;
+    uint64_t drain_deadline_ms;
+    bool stop;
+
+    atomic_uint_least64_t heartbeat_ms; /* last loop turn, for the watchdog */
+    double stall_after_s;           /* ECHOD_DEBUG_STALL_WORKER (worker 0 only) */
+};
+
+/* Set up a worker (not yet running). Returns 0 or -errno. */
+int worker_init(struct worker *w, unsigned id, struct config *cfg, struct stats *stats,
+                atomic_uint *conns_global) __attribute__((warn_unused_result));
+int worker_start(struct worker *w) __attribute__((warn_unused_result));
+void worker_join(struct worker *w);
+void worker_destroy(struct worker *w);
+
+/* Post a message; returns 0, or -EAGAIN when the inbox is full (the caller
+ * keeps ownership of msg->fd and msg->cfg then). Any thread. */
+int worker_submit(struct worker *w, const struct worker_msg *msg) __attribute__((warn_unused_result));
+
+/* Connections handled since the last call (for choosing the least loaded). */
+static inline uint64_t worker_load(const struct worker *w)
+{
+    return atomic_load_explicit(&w->stats->connections_current, memory_order_relaxed);
+}
+
+uint64_t worker_now_ms(void);
+
+/* Called by conn.c: */
+void worker_schedule(struct worker *w, struct conn *c);    /* run again next turn */
+void worker_release(struct worker *w, struct conn *c);     /* free after this turn */
+
+#endif
