@@ -44,6 +44,27 @@ bool frame_decoder_in_frame(const struct frame_decoder *d)
     }
 }
 
+size_t frame_echo_run(const uint8_t *buf, size_t size, size_t limit, uint32_t max_frame_size,
+                      uint32_t *count)
+{
+    size_t off = 0;
+    uint32_t n = 0;
+    if (limit > size)
+        limit = size;
+    while (limit - off >= FRAME_HEADER_SIZE && buf[off] == FRAME_ECHO) {
+        uint8_t type;
+        uint32_t length;
+        frame_header_decode(buf + off, &type, &length);
+        if (length == FRAME_OPEN_LENGTH || length > max_frame_size ||
+            length > limit - off - FRAME_HEADER_SIZE)
+            break;
+        off += FRAME_HEADER_SIZE + length;
+        n++;
+    }
+    *count = n;
+    return off;
+}
+
 void frame_decoder_unread(struct frame_decoder *d, size_t n)
 {
     /* An open-length payload has no count to restore. */

@@ -74,6 +74,14 @@ void frame_decoder_init(struct frame_decoder *d, uint32_t max_frame_size);
 size_t frame_decode(struct frame_decoder *d, const uint8_t *buf, size_t size,
                     struct frame_event *ev);
 
+/* The longest prefix of buf[0..size), at most limit bytes, made of whole
+ * ECHO frames of known length (not above max_frame_size). An ECHO reply is
+ * byte-identical to its request, so such a run is its own reply and can be
+ * moved in one piece. *count receives the number of frames. Only valid at a
+ * frame boundary. */
+size_t frame_echo_run(const uint8_t *buf, size_t size, size_t limit, uint32_t max_frame_size,
+                      uint32_t *count);
+
 /* Give back the last n bytes of the PAYLOAD event just reported: the caller
  * could not take them yet and will offer them again. */
 void frame_decoder_unread(struct frame_decoder *d, size_t n);

@@ -44,6 +44,7 @@ struct conn {
     bool readable : 1;          /* the socket may have input (edge-triggered) */
     bool writable : 1;          /* the socket may take output */
     bool peer_eof : 1;          /* recv() returned 0 */
+    bool rdhup : 1;             /* epoll saw the peer's FIN: read on to reach it */
     bool reply_started : 1;     /* the current ECHO's reply header is out */
     bool stats_pending : 1;     /* a STATS reply waits for room */
     bool queued : 1;            /* in the ready queue */
