@@ -105,8 +105,10 @@ static void send_error(struct conn *c, bool keep_open, const char *fmt, ...)
         if (!out_header(c, FRAME_ERROR, (uint32_t)n) || !out_put(c, text, (size_t)n))
             return;
     }
-    if (!keep_open)
+    if (!keep_open) {
         c->state = CONN_FINISHING;
+        c->linger = true;   /* the peer may be sending more: do not answer with an RST */
+    }
 }
 
 /* Send what the output buffer holds. Returns true if any byte went out. */
@@ -404,10 +406,12 @@ static void linger_discard(struct conn *c)
     }
 }
 
-/* Replies are all out: send our FIN; wait for the peer's unless it came. */
+/* Replies are all out: send our FIN, and if we cut the peer off, wait for
+ * its FIN while discarding what it still sends. An idle peer (idle timeout,
+ * drain between requests) has nothing in flight and is closed at once. */
 static void finish(struct conn *c)
 {
-    if (shutdown(c->fd, SHUT_WR) < 0 || c->peer_eof) {
+    if (shutdown(c->fd, SHUT_WR) < 0 || c->peer_eof || !c->linger) {
         conn_close(c, "done");
         return;
     }

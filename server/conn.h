@@ -1,8 +1,8 @@
 /* conn.h - one client connection: the state machine from first byte to close.
  *
  *   OPEN ──(peer EOF, protocol error, drain, idle timeout)──> FINISHING
- *   FINISHING ──(all replies flushed)──> shutdown(SHUT_WR) ──> LINGER, or
- *                                        closed at once if the peer already sent EOF
+ *   FINISHING ──(all replies flushed)──> shutdown(SHUT_WR) ──> LINGER when we
+ *             cut the peer off (an error, a drain mid-pipeline); otherwise closed
  *   LINGER ──(peer EOF, or LINGER time)──> closed
  *   any state ──(reset, write timeout, send error)──> closed at once
  *
@@ -51,6 +51,7 @@ struct conn {
     bool draining : 1;          /* the server is shutting down */
     bool drain_wait_frame : 1;  /* ... but a frame begun before that completes */
     bool rejecting : 1;         /* accepted over the limit: 503, then close */
+    bool linger : 1;            /* the peer may still be sending: lingering close */
 };
 
 /* Take ownership of fd (non-blocking) and start serving it. NULL when out of
