@@ -72,6 +72,12 @@ void frame_decoder_unread(struct frame_decoder *d, size_t n)
         d->remaining += (uint32_t)n;
 }
 
+void frame_decoder_skip(struct frame_decoder *d, size_t n)
+{
+    if (d->state == FRAME_DEC_PAYLOAD)
+        d->remaining -= (uint32_t)n;
+}
+
 void frame_decoder_truncation(const struct frame_decoder *d, uint64_t *got, uint64_t *want)
 {
     if (d->state == FRAME_DEC_PAYLOAD) {

@@ -86,6 +86,16 @@ size_t frame_echo_run(const uint8_t *buf, size_t size, size_t limit, uint32_t ma
  * could not take them yet and will offer them again. */
 void frame_decoder_unread(struct frame_decoder *d, size_t n);
 
+/* n payload bytes of the current frame were moved by the caller without
+ * passing through frame_decode (zero-copy streaming); n <= what remains. */
+void frame_decoder_skip(struct frame_decoder *d, size_t n);
+
+/* How many payload bytes the current frame still expects (known length). */
+static inline uint32_t frame_decoder_remaining(const struct frame_decoder *d)
+{
+    return d->state == FRAME_DEC_PAYLOAD ? d->remaining : 0;
+}
+
 /* True when a frame has started (some header byte seen) and is not complete. */
 bool frame_decoder_in_frame(const struct frame_decoder *d);
 

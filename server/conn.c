@@ -17,6 +17,7 @@
 #include "server/conn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,6 +43,10 @@ _Static_assert(sizeof(struct conn) <= 128, "struct conn over its size budget");
 #define PASSTHROUGH_MIN 4096
 /* Read/decode/send rounds per turn before yielding to other connections. */
 #define CONN_TURN_ROUNDS 16
+/* An ECHO payload with at least this much still to come, and nothing
+ * buffered ahead of it, streams socket -> pipe -> socket with splice(2):
+ * its bytes never enter user space. Smaller ones are cheaper to copy. */
+#define SPLICE_MIN (64 * 1024)
 /* Reads of discarded input per turn while lingering. */
 #define LINGER_READS_PER_TURN 16
 /* Longest error frame payload we build. */
@@ -241,6 +246,83 @@ static void input_ended(struct conn *c)
     c->state = CONN_FINISHING;
 }
 
+static bool can_read(const struct conn *c)
+{
+    return c->state == CONN_OPEN && c->readable && !c->peer_eof &&
+           (!c->draining || c->drain_wait_frame);
+}
+
+/* A large ECHO payload is streaming: its rest should go through a pipe. */
+static bool splice_wanted(const struct conn *c)
+{
+    if (c->state != CONN_OPEN || c->peer_eof || c->dec.type != FRAME_ECHO || !c->reply_started)
+        return false;
+    return c->dec.state == FRAME_DEC_OPEN ||
+           (c->dec.state == FRAME_DEC_PAYLOAD && frame_decoder_remaining(&c->dec) >= SPLICE_MIN);
+}
+
+/* ... and can: nothing is buffered ahead of it. */
+static bool splice_eligible(const struct conn *c)
+{
+    if ((c->in != NULL && buf_len(c->in) > 0) || (c->out != NULL && buf_len(c->out) > 0))
+        return false;
+    return splice_wanted(c);
+}
+
+/* One step of zero-copy ECHO streaming: pipe -> socket, then socket -> pipe.
+ * The pipe goes back to the pool once it is empty and the payload is over
+ * (or the peer's EOF cut it short). Returns true on progress. */
+static bool splice_step(struct conn *c)
+{
+    struct splice_pipe *p = c->pipe;
+    bool progress = false;
+    if (p->bytes > 0 && c->writable) {
+        ssize_t n = splice(p->rfd, NULL, c->fd, NULL, p->bytes, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+            p->bytes -= (uint32_t)n;
+            stats_add(&c->w->stats->bytes_out, (uint64_t)n);
+            progress = true;
+            /* A read that failed because the pipe was full looked like an
+             * empty socket: try reading again now there is room. */
+            if (!c->peer_eof)
+                c->readable = true;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            c->writable = false;
+        } else if (n < 0 && errno != EINTR) {
+            conn_abort(c, strerror(errno));
+            return false;
+        }
+    }
+    size_t want = p->cap - p->bytes;
+    if (c->dec.state == FRAME_DEC_PAYLOAD && want > frame_decoder_remaining(&c->dec))
+        want = frame_decoder_remaining(&c->dec);
+    if (want > 0 && can_read(c)) {
+        ssize_t n = splice(c->fd, NULL, p->wfd, NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+            p->bytes += (uint32_t)n;
+            frame_decoder_skip(&c->dec, (size_t)n);
+            stats_add(&c->w->stats->bytes_in, (uint64_t)n);
+            progress = true;
+        } else if (n == 0) {
+            c->peer_eof = true;
+            c->readable = false;
+            progress = true;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            c->readable = false;
+        } else if (errno != EINTR) {
+            conn_abort(c, strerror(errno));
+            return false;
+        }
+    }
+    bool streaming = c->dec.state == FRAME_DEC_OPEN || frame_decoder_remaining(&c->dec) > 0;
+    if (p->bytes == 0 && (!streaming || c->peer_eof || c->state != CONN_OPEN)) {
+        pipe_pool_put(&c->w->pipes, p);
+        c->pipe = NULL;
+        progress = true;
+    }
+    return progress;
+}
+
 /* Fast path for pipelined ECHO: a run of whole ECHO frames at a frame
  * boundary is copied to the output in one piece, skipping the per-event
  * decoding. Returns true if it took anything. */
@@ -422,11 +504,6 @@ static void finish(struct conn *c)
     linger_discard(c);
 }
 
-static bool can_read(const struct conn *c)
-{
-    return c->state == CONN_OPEN && c->readable && !c->peer_eof &&
-           (!c->draining || c->drain_wait_frame);
-}
 
 /* Choose the timer that applies now (see protocol: idle/read/write). */
 static void update_timer(struct conn *c, bool progress)
@@ -434,7 +511,7 @@ static void update_timer(struct conn *c, bool progress)
     if (c->state == CONN_CLOSED || c->state == CONN_LINGER)
         return;
     enum timer_kind kind;
-    bool pending = c->out != NULL && buf_len(c->out) > 0;
+    bool pending = (c->out != NULL && buf_len(c->out) > 0) || (c->pipe != NULL && c->pipe->bytes > 0);
     if (pending && !c->writable)
         kind = TIMER_WRITE;
     else if (frame_decoder_in_frame(&c->dec))
@@ -476,11 +553,23 @@ void conn_run(struct conn *c)
             break;
         }
         bool progress = false;
+        if (c->pipe == NULL && c->pipe_ok && splice_eligible(c)) {
+            c->pipe = pipe_pool_get(&c->w->pipes);
+            c->pipe_ok = c->pipe != NULL;   /* no pipe to be had: copy instead */
+        }
+        if (c->pipe != NULL) {
+            progress = splice_step(c);
+            any |= progress;
+            if (!progress)
+                break;
+            continue;
+        }
         if (c->state == CONN_OPEN)
             progress |= process_input(c);
         progress |= flush_out(c);
         if (c->state == CONN_CLOSED)
             break;
+        any |= progress;
         if (c->state == CONN_FINISHING) {
             if (c->out == NULL || buf_len(c->out) == 0)
                 finish(c);
@@ -488,9 +577,12 @@ void conn_run(struct conn *c)
                 break;
             continue;
         }
-        if (can_read(c))
+        /* While a large ECHO waits to switch to splice, leave its bytes in
+         * the socket rather than copying them in. */
+        if (can_read(c) && !(c->pipe_ok && splice_wanted(c))) {
             progress |= read_input(c);
-        any |= progress;
+            any |= progress;
+        }
         if (!progress)
             break;
     }
@@ -559,6 +651,7 @@ struct conn *conn_open(struct worker *w, int fd, bool reject)
     /* Writable until a send says otherwise; readable when epoll says so
      * (adding an fd that already has input reports it at once). */
     c->writable = true;
+    c->pipe_ok = true;
     c->rejecting = reject;
     frame_decoder_init(&c->dec, w->cfg->max_frame_size);
     w->nconns++;
@@ -604,7 +697,9 @@ static void conn_close(struct conn *c, const char *reason)
     c->timer_kind = TIMER_NONE;
     buf_pool_put(&w->in_pool, c->in);
     buf_pool_put(&w->out_pool, c->out);
+    pipe_pool_put(&w->pipes, c->pipe);
     c->in = c->out = NULL;
+    c->pipe = NULL;
     /* close() also removes the fd from the epoll set: it is never dup'ed. */
     close(c->fd);
     c->fd = -1;

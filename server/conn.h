@@ -18,6 +18,7 @@
 
 #include "common/buf.h"
 #include "common/frame.h"
+#include "server/pipe_pool.h"
 #include "server/timer.h"
 
 struct worker;
@@ -35,6 +36,7 @@ struct conn {
     struct buf *in;             /* received, not yet decoded (NULL when empty) */
     struct buf *out;            /* replies not yet sent (NULL when empty) */
     struct conn *next_ready;    /* worker's ready queue */
+    struct splice_pipe *pipe;   /* while a large ECHO streams with splice(2) */
     struct frame_decoder dec;
     int fd;
     uint8_t state;              /* enum conn_state */
@@ -51,6 +53,7 @@ struct conn {
     bool draining : 1;          /* the server is shutting down */
     bool drain_wait_frame : 1;  /* ... but a frame begun before that completes */
     bool rejecting : 1;         /* accepted over the limit: 503, then close */
+    bool pipe_ok : 1;           /* splice may be tried (a pipe could be had) */
     bool linger : 1;            /* the peer may still be sending: lingering close */
 };
 

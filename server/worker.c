@@ -32,6 +32,10 @@
  * buffers stay cheap. */
 #define WORKER_IN_BUF_SIZE (64 * 1024)
 #define WORKER_OUT_BUF_SIZE (64 * 1024)
+/* Pipes for splice: 1 MiB moves a large ECHO in few calls (the default
+ * pipe-max-size, so it needs no privilege); a few are kept open per worker. */
+#define WORKER_PIPE_SIZE (1024 * 1024)
+#define WORKER_PIPES_KEEP 8
 /* nginx's lingering_timeout is 5 s; ours bounds the whole lingering close. */
 #define WORKER_LINGER_MS 5000
 /* Inbox messages taken under the lock at a time. */
@@ -70,6 +74,7 @@ int worker_init(struct worker *w, unsigned id, struct config *cfg, struct stats 
     w->conns_global = conns_global;
     buf_pool_init(&w->in_pool, WORKER_IN_BUF_SIZE, WORKER_POOL_KEEP);
     buf_pool_init(&w->out_pool, WORKER_OUT_BUF_SIZE, WORKER_POOL_KEEP);
+    pipe_pool_init(&w->pipes, WORKER_PIPE_SIZE, WORKER_PIPES_KEEP);
     for (int k = 0; k < TIMER_KINDS; k++)
         timer_list_init(&w->timers[k], 0);
     apply_timeouts(w);
@@ -331,6 +336,7 @@ void worker_destroy(struct worker *w)
     }
     buf_pool_destroy(&w->in_pool);
     buf_pool_destroy(&w->out_pool);
+    pipe_pool_destroy(&w->pipes);
     config_unref(w->cfg);
     free(w->inbox);
     if (w->epfd >= 0)

@@ -17,6 +17,7 @@
 
 #include "common/buf.h"
 #include "server/config.h"
+#include "server/pipe_pool.h"
 #include "server/stats.h"
 #include "server/timer.h"
 
@@ -57,6 +58,7 @@ struct worker {
 
     struct buf_pool in_pool;
     struct buf_pool out_pool;
+    struct pipe_pool pipes;
     struct timer_list timers[TIMER_KINDS];
     struct conn *ready;             /* connections with work left over from a turn */
     struct conn *dead;              /* closed connections, freed at the end of a turn */
