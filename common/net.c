@@ -243,29 +243,24 @@ int net_set_nonblock(int fd, bool on)
     return fcntl(fd, F_SETFL, flags) < 0 ? -errno : 0;
 }
 
-static bool is_tcp(int fd)
+/* Options that only mean something on TCP: on a unix socket the kernel says
+ * EOPNOTSUPP (or ENOPROTOOPT), which is not an error for us. */
+static int set_opt(int fd, int level, int name, bool on)
 {
-    int domain = 0;
-    socklen_t len = sizeof(domain);
-    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
-        return false;
-    return domain == AF_INET || domain == AF_INET6;
+    int v = on;
+    if (setsockopt(fd, level, name, &v, sizeof(v)) < 0)
+        return (errno == EOPNOTSUPP || errno == ENOPROTOOPT) ? 0 : -errno;
+    return 0;
 }
 
 int net_set_nodelay(int fd, bool on)
 {
-    int v = on;
-    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof(v)) < 0)
-        return (errno == EOPNOTSUPP || !is_tcp(fd)) ? 0 : -errno;
-    return 0;
+    return set_opt(fd, IPPROTO_TCP, TCP_NODELAY, on);
 }
 
 int net_set_keepalive(int fd, bool on)
 {
-    int v = on;
-    if (!is_tcp(fd))
-        return 0;
-    return setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof(v)) < 0 ? -errno : 0;
+    return set_opt(fd, SOL_SOCKET, SO_KEEPALIVE, on);
 }
 
 int net_send_all(int fd, const void *buf, size_t n)

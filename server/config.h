@@ -20,6 +20,8 @@
 
 /* Room for "FILE:LINE: message". */
 #define CONFIG_ERR_MAX 512
+/* Most `listen` addresses accepted; the listener keeps a fixed table this big. */
+#define CONFIG_LISTEN_MAX 64
 
 struct config {
     atomic_int refs;

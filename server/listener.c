@@ -70,6 +70,7 @@ struct listener {
     atomic_uint *conns_global;
 
     bool paused;                        /* out of descriptors: sockets off epoll */
+    bool starved;                       /* ... and not yet recovered (logged once) */
     uint64_t resume_ms;
     atomic_uint_least64_t heartbeat_ms;
 
@@ -285,7 +286,10 @@ static void dispatch(struct listener *l, int fd)
 
 static void pause_accepting(struct listener *l, int err)
 {
-    log_warn("accept: %s; pausing accepts for %d ms", strerror(err), ACCEPT_PAUSE_MS);
+    if (!l->starved)
+        log_warn("accept: %s; pausing accepts %d ms at a time until descriptors free up",
+                 strerror(err), ACCEPT_PAUSE_MS);
+    l->starved = true;
     l->paused = true;
     l->resume_ms = worker_now_ms() + ACCEPT_PAUSE_MS;
     for (unsigned i = 0; i < l->nsocks; i++)
@@ -306,6 +310,10 @@ static bool accept_batch(struct listener *l, struct listen_socket *s, int limit)
     for (int i = 0; i < limit; i++) {
         int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
+            if (l->starved) {
+                l->starved = false;
+                log_info("accepting connections again");
+            }
             dispatch(l, fd);
             continue;
         }

@@ -160,8 +160,9 @@ static void handle_msg(struct worker *w, struct worker_msg *m)
 {
     switch (m->kind) {
     case WORKER_MSG_CONN:
-        if (net_set_nodelay(m->fd, w->cfg->tcp_nodelay) < 0 ||
-            net_set_keepalive(m->fd, w->cfg->tcp_keepalive) < 0)
+        /* Both are off on a new socket: only turning them on costs a call. */
+        if ((w->cfg->tcp_nodelay && net_set_nodelay(m->fd, true) < 0) ||
+            (w->cfg->tcp_keepalive && net_set_keepalive(m->fd, true) < 0))
             log_debug("fd %d: socket options: %s", m->fd, strerror(errno));
         conn_open(w, m->fd, false);
         break;
