@@ -114,7 +114,7 @@ fuzz: fuzz-build
 	@for f in $(FUZZ_BIN); do \
 	    name=$$(basename $$f); corpus=tests/fuzz/corpus/$${name#fuzz_}; mkdir -p $$corpus build/fuzz/new-$$name; \
 	    echo "fuzzing $$name for $(FUZZ_SECONDS)s"; \
-	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/new-$$name $$corpus >build/fuzz/$$name.log 2>&1 \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build/fuzz/$$name- build/fuzz/new-$$name $$corpus >build/fuzz/$$name.log 2>&1 \
 	        || { tail -40 build/fuzz/$$name.log; exit 1; }; \
 	    grep -E 'stat::number_of_executed_units|stat::new_units_added' build/fuzz/$$name.log; \
 	done

@@ -32,7 +32,7 @@
 #include "common/net.h"
 
 /* Most listening sockets (the `listen` list, or inherited ones). */
-#define LISTENER_MAX 64
+#define LISTENER_MAX CONFIG_LISTEN_MAX
 /* Connections accepted from one socket per wake-up before looking at others. */
 #define ACCEPT_BATCH 64
 /* Back-off when out of file descriptors. */
@@ -203,6 +203,9 @@ static int apply_listen(struct listener *l, struct config *cfg)
         if (old != NULL) {
             next[n] = *old;
             kept[old - l->socks] = true;
+            /* Linux takes a new backlog on a listening socket as is. */
+            if (listen(old->fd, cfg->backlog) < 0)
+                log_warn("listen %s: backlog %d: %s", old->name, cfg->backlog, strerror(errno));
             continue;
         }
         if (open_socket(&next[n], cfg->listen[i], cfg->backlog) < 0) {

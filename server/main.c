@@ -36,6 +36,7 @@
 
 struct server {
     struct config *cfg;         /* main thread's current snapshot */
+    struct config *boot_cfg;    /* the one we started with: restart-only keys come from it */
     const char *config_path;    /* NULL: built-in defaults, nothing to reload */
     struct stats stats;
     struct worker *workers;
@@ -130,7 +131,7 @@ static void reload(struct server *s)
         return;
     }
     char restart[256];
-    config_restart_keys(s->cfg, cfg, restart, sizeof(restart));
+    config_restart_keys(s->boot_cfg, cfg, restart, sizeof(restart));
     if (restart[0] != '\0')
         log_warn("reload: %s changed; that takes a restart, the running value stays", restart);
     if (listener_reload(s->listener, cfg) < 0) {
@@ -248,6 +249,7 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level(s.cfg->log_level);
+    s.boot_cfg = config_ref(s.cfg);
 
     /* Signals: blocked everywhere (threads inherit the mask), read here. */
     signal(SIGPIPE, SIG_IGN);
@@ -334,6 +336,7 @@ out:
     free(s.workers);
     free(s.stats.workers);
     config_unref(s.cfg);
+    config_unref(s.boot_cfg);
     close(sigfd);
     if (rc == 0)
         log_info("stopped");
