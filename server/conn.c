@@ -613,7 +613,15 @@ void conn_on_timeout(struct conn *c)
         c->state = CONN_FINISHING;
         break;
     case TIMER_READ:
-        send_error(c, false, "408 read timeout: frame not completed within read_timeout");
+        if (c->dec.type == FRAME_ECHO && c->reply_started) {
+            /* Part of this ECHO's reply is out: an error frame now would be
+             * read as its payload. Cut it short and close, as at EOF. */
+            stats_add(&c->w->stats->errors_total, 1);
+            c->state = CONN_FINISHING;
+            c->linger = true;
+        } else {
+            send_error(c, false, "408 read timeout: frame not completed within read_timeout");
+        }
         break;
     case TIMER_WRITE:
         stats_add(&c->w->stats->errors_total, 1);
