@@ -36,8 +36,6 @@
 #define DEFAULT_LISTEN "127.0.0.1:7007"
 /* Longest timeout accepted: one year. Anything longer is surely a typo. */
 #define SECONDS_MAX 31536000
-/* Worker threads: far beyond any core count we expect. */
-#define WORKERS_MAX 1024
 /* listen(2) backlog: the kernel's own ceiling for somaxconn. */
 #define BACKLOG_MAX 65535
 /* Open connections: a million descriptors is past any sane ulimit already. */
@@ -86,7 +84,7 @@ struct key {
 static const struct key keys[] = {
     {.name = "listen", .type = KEY_LISTEN, .def_text = DEFAULT_LISTEN,
      .help = "addresses: \"host:port\", \"[v6]:port\", \"unix:/path\"; at least one"},
-    {.name = "workers", .type = KEY_INT, .min = 0, .max = WORKERS_MAX, .def_int = 0,
+    {.name = "workers", .type = KEY_INT, .min = 0, .max = CONFIG_WORKERS_MAX, .def_int = 0,
      INT_FIELD(workers), .restart = true,
      .help = "worker threads; 0 = one per online CPU"},
     {.name = "backlog", .type = KEY_INT, .min = 1, .max = BACKLOG_MAX, .def_int = 511,

@@ -22,6 +22,9 @@
 #define CONFIG_ERR_MAX 512
 /* Most `listen` addresses accepted; the listener keeps a fixed table this big. */
 #define CONFIG_LISTEN_MAX 64
+/* Most worker threads: far beyond any core count, and few enough that the
+ * STATS reply (an entry per worker) fits one output buffer. */
+#define CONFIG_WORKERS_MAX 256
 
 struct config {
     atomic_int refs;

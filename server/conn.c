@@ -406,10 +406,17 @@ static bool process_input(struct conn *c)
         if (c->peer_eof) {
             input_ended(c);
         } else if (c->draining && !c->drain_wait_frame) {
-            if (frame_decoder_in_frame(&c->dec))
+            /* Shutting down, and the frames read are answered. A frame begun
+             * after them gets a 503, unless it is an ECHO whose reply already
+             * streams: then the reply is cut short, as at EOF, since an error
+             * frame would be read as its payload. */
+            bool streaming = c->dec.type == FRAME_ECHO && c->reply_started;
+            if (frame_decoder_in_frame(&c->dec) && !streaming) {
                 send_error(c, false, "503 server shutting down");
-            else
+            } else {
                 c->state = CONN_FINISHING;
+                c->linger = frame_decoder_in_frame(&c->dec);
+            }
         }
         break;
     }

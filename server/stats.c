@@ -4,16 +4,6 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-/* Bytes per worker entry at worst: {"connections":20 digits,"requests":20 digits}, */
-#define STATS_WORKER_JSON_MAX 64
-/* The fixed part of the object at worst (every counter 20 digits). */
-#define STATS_FIXED_JSON_MAX 512
-
-size_t stats_json_max(unsigned nworkers)
-{
-    return STATS_FIXED_JSON_MAX + (size_t)nworkers * STATS_WORKER_JSON_MAX;
-}
-
 static uint64_t load(const atomic_uint_least64_t *v)
 {
     return atomic_load_explicit(v, memory_order_relaxed);

@@ -35,8 +35,18 @@ static inline void stats_add(atomic_uint_least64_t *counter, uint64_t n)
                           memory_order_relaxed);
 }
 
+/* The longest counter: UINT64_MAX in decimal. */
+#define STATS_U64_DIGITS 20
+/* Worst-case bytes of one per_worker entry (with its comma) and of the rest. */
+#define STATS_WORKER_JSON_MAX (sizeof(",{\"connections\":,\"requests\":}") - 1 + 2 * STATS_U64_DIGITS)
+#define STATS_FIXED_JSON_MAX 512
 /* Largest STATS JSON for a given worker count. */
-size_t stats_json_max(unsigned nworkers);
+#define STATS_JSON_MAX(nworkers) (STATS_FIXED_JSON_MAX + (size_t)(nworkers) * STATS_WORKER_JSON_MAX)
+
+static inline size_t stats_json_max(unsigned nworkers)
+{
+    return STATS_JSON_MAX(nworkers);
+}
 
 /* Render the STATS JSON object into out; returns its length, or 0 if it did
  * not fit in cap. */

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/frame.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "server/conn.h"
@@ -36,6 +37,9 @@
  * pipe-max-size, so it needs no privilege); a few are kept open per worker. */
 #define WORKER_PIPE_SIZE (1024 * 1024)
 #define WORKER_PIPES_KEEP 8
+/* A STATS reply is built whole in the output buffer. */
+_Static_assert(FRAME_HEADER_SIZE + STATS_JSON_MAX(CONFIG_WORKERS_MAX) <= WORKER_OUT_BUF_SIZE,
+               "STATS for the most workers must fit one output buffer");
 /* nginx's lingering_timeout is 5 s; ours bounds the whole lingering close. */
 #define WORKER_LINGER_MS 5000
 /* Inbox messages taken under the lock at a time. */

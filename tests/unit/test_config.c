@@ -131,7 +131,7 @@ struct int_key {
 };
 
 static const struct int_key int_keys[] = {
-    {"workers", 0, 1024, offsetof(struct config, workers), false},
+    {"workers", 0, CONFIG_WORKERS_MAX, offsetof(struct config, workers), false},
     {"backlog", 1, 65535, offsetof(struct config, backlog), true},
     {"max_connections", 1, 1000000, offsetof(struct config, max_connections), false},
     {"max_frame_size", 1, 4294967294LL, offsetof(struct config, max_frame_size), false},
@@ -198,7 +198,7 @@ static void test_int_not_truncated(void **state)
     expect_err("backlog = 4294967808L;",
                NAME ":1: backlog: must be between 1 and 65535 (got 4294967808)");
     expect_err("workers = 0x100000001;",
-               NAME ":1: workers: must be between 0 and 1024 (got 4294967297)");
+               NAME ":1: workers: must be between 0 and 256 (got 4294967297)");
     expect_err("max_frame_size = 4294967295;",
                NAME ":1: max_frame_size: must be between 1 and 4294967294 (got 4294967295)");
     expect_err("backlog = 99999999999999999999;",
