@@ -57,6 +57,8 @@ static int parse_port(const char *s, char *err, size_t errlen)
 {
     if (*s == '\0')
         return addr_error(err, errlen, "missing port");
+    if (*s < '0' || *s > '9')   /* strtol would take spaces and signs */
+        return addr_error(err, errlen, "port must be a number from 0 to 65535");
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
@@ -177,9 +179,19 @@ int net_listen(const struct net_addr *a, int backlog)
         const struct sockaddr_un *sun = (const struct sockaddr_un *)&a->ss;
         struct stat st;
         /* A socket file left by an earlier run would make bind fail; replace
-         * it, but never remove anything that is not a socket. */
-        if (sun->sun_path[0] != '\0' && lstat(sun->sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
+         * it, but never anything that is not a socket, nor a socket someone
+         * still listens on (a connect there must be refused first). */
+        if (sun->sun_path[0] != '\0' && lstat(sun->sun_path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            bool live = probe >= 0 && connect(probe, (const struct sockaddr *)&a->ss, a->len) == 0;
+            if (probe >= 0)
+                close(probe);
+            if (live) {
+                errno = EADDRINUSE;
+                goto fail;
+            }
             unlink(sun->sun_path);
+        }
     }
     if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0)
         goto fail;

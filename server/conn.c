@@ -198,6 +198,10 @@ static void answer_stats(struct conn *c)
     buf_compact(b);
     size_t len = stats_render_json(w->all_stats, w->now_ms, (char *)buf_tail(b) + FRAME_HEADER_SIZE,
                                    buf_space(b) - FRAME_HEADER_SIZE);
+    if (len == 0) {     /* cannot happen while STATS_JSON_MAX holds */
+        conn_abort(c, "STATS reply did not fit");
+        return;
+    }
     frame_header_encode(buf_tail(b), FRAME_STATS, (uint32_t)len);
     buf_produce(b, FRAME_HEADER_SIZE + len);
 }
