@@ -6,7 +6,9 @@
 #   make test SAN=address,undefined   (or SAN=thread) the same under sanitizers
 #   make fuzz            libFuzzer targets (clang); FUZZ_SECONDS=60 per target
 #   make bench           the benchmark matrix (tests/bench/run.sh)
-#   make install         PREFIX=/usr/local DESTDIR=
+#   make install         PREFIX=/usr/local DESTDIR= (binaries, /etc/echod/echod.conf
+#                        unless present, systemd units, man pages); make uninstall
+#   make test-systemd    only the end-to-end test under a real systemd (tests/systemd/)
 #
 # Missing build dependencies are installed with apt-get when run as root on
 # Debian; otherwise the exact apt-get command is printed.
@@ -15,11 +17,18 @@ CC      ?= cc
 SAN     ?=
 PREFIX  ?= /usr/local
 DESTDIR ?=
+# Install locations. The config lives in /etc whatever the PREFIX; systemd
+# reads units from $(PREFIX)/lib/systemd/system for /usr and /usr/local.
+SBINDIR    ?= $(PREFIX)/sbin
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
 FUZZ_SECONDS ?= 60
 
 DEB_PACKAGES := gcc make pkg-config libconfig-dev libcmocka-dev libsystemd-dev \
                 python3 python3-pytest netcat-openbsd clang libclang-rt-14-dev procps \
-                iproute2 systemd debootstrap
+                iproute2 systemd debootstrap groff-base
 
 VERSION := 1.0.0
 comma := ,
@@ -51,7 +60,7 @@ objs = $(patsubst %.c,$(OBJ)/%.o,$(1))
 UNIT_BIN := $(patsubst tests/unit/%.c,build/tests/%,$(UNIT_SRC))
 BINS := build/echod build/echoc build/echobench
 
-.PHONY: all deps run test unit-tests fuzz fuzz-build bench install uninstall clean
+.PHONY: all deps run test unit-tests fuzz fuzz-build bench install uninstall test-systemd clean
 all: $(BINS)
 
 # The binaries depend on the variant stamp, so switching SAN relinks them.
@@ -124,12 +133,44 @@ bench: deps
 	bash tests/bench/run.sh
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
-	install -m 755 build/echod $(DESTDIR)$(PREFIX)/sbin/echod
-	install -m 755 build/echoc build/echobench $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR)
+	install -m 755 build/echod $(DESTDIR)$(SBINDIR)/echod
+	install -m 755 build/echoc build/echobench $(DESTDIR)$(BINDIR)/
+	@# An existing configuration is the operator's: never overwritten.
+	install -d $(DESTDIR)$(SYSCONFDIR)/echod
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/echod/echod.conf ]; then \
+	    echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/echod/echod.conf"; \
+	else \
+	    echo "install -m 644 config/echod.conf $(DESTDIR)$(SYSCONFDIR)/echod/echod.conf"; \
+	    install -m 644 config/echod.conf $(DESTDIR)$(SYSCONFDIR)/echod/echod.conf; \
+	fi
+	@# The units name /usr/local/sbin/echod and /etc/echod; point them at this install.
+	install -d $(DESTDIR)$(UNITDIR)
+	for u in echod.service echod.socket; do \
+	    sed -e 's|/usr/local/sbin/echod|$(SBINDIR)/echod|g' -e 's|/etc/echod/|$(SYSCONFDIR)/echod/|g' \
+	        systemd/$$u >$(DESTDIR)$(UNITDIR)/$$u && chmod 644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	install -d $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
+	install -m 644 docs/echod.8 $(DESTDIR)$(MANDIR)/man8/echod.8
+	install -m 644 docs/echod.conf.5 $(DESTDIR)$(MANDIR)/man5/echod.conf.5
+	@[ -n "$(DESTDIR)" ] || echo "now: systemctl daemon-reload && systemctl enable --now echod"
 
+# The configuration is removed only if it is still the shipped one.
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/sbin/echod $(DESTDIR)$(PREFIX)/bin/echoc $(DESTDIR)$(PREFIX)/bin/echobench
+	rm -f $(DESTDIR)$(SBINDIR)/echod $(DESTDIR)$(BINDIR)/echoc $(DESTDIR)$(BINDIR)/echobench
+	rm -f $(DESTDIR)$(UNITDIR)/echod.service $(DESTDIR)$(UNITDIR)/echod.socket
+	rm -f $(DESTDIR)$(MANDIR)/man8/echod.8 $(DESTDIR)$(MANDIR)/man5/echod.conf.5
+	@c=$(DESTDIR)$(SYSCONFDIR)/echod/echod.conf; \
+	if [ -e $$c ] && ! cmp -s $$c config/echod.conf; then \
+	    echo "keeping $$c (changed since install)"; \
+	else \
+	    rm -f $$c; rmdir $(DESTDIR)$(SYSCONFDIR)/echod 2>/dev/null || true; \
+	fi
+
+# The end-to-end test under a real systemd alone (it also runs within `make test`).
+test-systemd: deps
+	@$(MAKE) --no-print-directory all
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration/test_systemd_end_to_end.py
 
 clean:
 	rm -rf build

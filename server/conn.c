@@ -337,8 +337,10 @@ static bool echo_run(struct conn *c)
     uint32_t frames;
     size_t len = frame_echo_run(buf_head(c->in), buf_len(c->in), out_room(c),
                                 c->dec.max_frame_size, &frames);
-    if (frames == 0 || !out_put(c, buf_head(c->in), len))
+    if (frames == 0)
         return false;
+    if (!out_put(c, buf_head(c->in), len))
+        return true;    /* aborted: the caller sees the closed state */
     buf_consume(c->in, len);
     c->frame_seq = (uint8_t)(c->frame_seq + frames);
     c->drain_wait_frame = false;
@@ -395,6 +397,10 @@ static bool process_input(struct conn *c)
             send_error(c, false, "400 open length is only allowed on ECHO");
             break;
         }
+        /* A failed send or allocation above closed the connection and
+         * returned its buffers: nothing left to consume. */
+        if (c->state == CONN_CLOSED)
+            return true;
         if (consumed > 0) {
             buf_consume(c->in, consumed);
             progress = true;

@@ -36,7 +36,7 @@
 static bool notify_enabled;         /* NOTIFY_SOCKET was set at start-up */
 static uint64_t watchdog_usec;      /* 0: systemd asked for no pings */
 static bool send_failed_logged;     /* a failed send is reported once */
-static char **listen_names;         /* LISTEN_FDNAMES, kept for the process's life */
+static char **listen_names;         /* LISTEN_FDNAMES, kept until the next call */
 
 void notify_init(void)
 {
@@ -128,6 +128,13 @@ static bool usable_listener(int fd)
     return flags >= 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
 }
 
+static void free_names(char **v)
+{
+    for (char **p = v; p != NULL && *p != NULL; p++)
+        free(*p);
+    free(v);
+}
+
 int notify_listen_fds(int *fds, const char **names, int max)
 {
     char **fdnames = NULL;
@@ -137,18 +144,19 @@ int notify_listen_fds(int *fds, const char **names, int max)
         log_error("socket activation: ignoring LISTEN_FDS: %s", strerror(-n));
         return 0;
     }
+    free_names(listen_names);
     listen_names = fdnames;
     int count = 0;
     for (int i = 0; i < n; i++) {
         int fd = SD_LISTEN_FDS_START + i;
         const char *name = fdnames != NULL ? fdnames[i] : NULL;
-        if (count >= max) {
-            log_error("socket activation: more than %d sockets; closing fd %d (%s)", max, fd,
-                      name ? name : "unnamed");
-            close(fd);
-        } else if (!usable_listener(fd)) {
+        if (!usable_listener(fd)) {
             log_error("socket activation: fd %d (%s) is not a listening stream socket; closed",
                       fd, name ? name : "unnamed");
+            close(fd);
+        } else if (count >= max) {
+            log_error("socket activation: more than %d sockets; closing fd %d (%s)", max, fd,
+                      name ? name : "unnamed");
             close(fd);
         } else {
             fds[count] = fd;

@@ -27,8 +27,10 @@ void notify_watchdog_ping(void);         /* WATCHDOG=1 */
 /* Socket activation: when LISTEN_PID is this process, the inherited listening
  * sockets (fds 3 .. 3+LISTEN_FDS-1) and their LISTEN_FDNAMES names. Returns the
  * count (0 when not socket-activated) and fills fds[i] (made close-on-exec and
- * non-blocking) up to max; names[i] points to static storage or NULL. Unsets
- * the LISTEN_* variables so children do not inherit them. */
+ * non-blocking) up to max; names[i] points to static storage (valid until the
+ * next call) or NULL. Descriptors that are not listening stream sockets, and
+ * those beyond max, are closed. Unsets the LISTEN_* variables so children do
+ * not inherit them. */
 int notify_listen_fds(int *fds, const char **names, int max);
 
 #endif

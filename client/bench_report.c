@@ -1,0 +1,300 @@
+/* bench_report.c - echobench's results: merging the threads' counters, the
+ * human report, the --json object and the --latency-csv distribution.
+ *
+ * The JSON schema is documented in docs/echobench.md; change both together.
+ * Latencies are recorded in nanoseconds and reported in microseconds.
+ */
+#include "client/bench.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#define NS_PER_US 1000.0
+#define BYTES_PER_MB 1e6
+/* Percentiles of the summary, with their JSON key and display label. */
+static const struct {
+    double pct;
+    const char *key;
+    const char *label;
+} summary_pcts[] = {
+    {50, "p50", "p50"},
+    {90, "p90", "p90"},
+    {99, "p99", "p99"},
+    {99.9, "p99_9", "p99.9"},
+    {99.99, "p99_99", "p99.99"},
+};
+#define NPCTS (sizeof(summary_pcts) / sizeof(summary_pcts[0]))
+/* CSV resolution: rows per halving of the remaining tail (HdrHistogram's
+ * "ticks per half distance"), down to this far in the tail. */
+#define CSV_TICKS_PER_HALF 5
+#define CSV_MAX_HALVINGS 24
+
+static const char *const err_names[BENCH_ERR_KINDS] = {
+    [BENCH_ERR_CONNECT_REFUSED] = "connect_refused",
+    [BENCH_ERR_CONNECT_TIMEOUT] = "connect_timeout",
+    [BENCH_ERR_CONNECT_OTHER] = "connect_other",
+    [BENCH_ERR_PORTS_EXHAUSTED] = "ports_exhausted",
+    [BENCH_ERR_RESET] = "reset",
+    [BENCH_ERR_CLOSED] = "closed",
+    [BENCH_ERR_TIMEOUT] = "timeout",
+    [BENCH_ERR_MISMATCH] = "mismatch",
+    [BENCH_ERR_FRAME] = "error_frames",
+};
+
+const char *bench_err_name(enum bench_err e)
+{
+    return (unsigned)e < BENCH_ERR_KINDS ? err_names[e] : "unknown";
+}
+
+void bench_result_merge(struct bench_result *dst, const struct bench_result *src)
+{
+    dst->ok += src->ok;
+    dst->payload_bytes += src->payload_bytes;
+    if (src->last_done_ns > dst->last_done_ns)
+        dst->last_done_ns = src->last_done_ns;
+    hist_merge(&dst->latency, &src->latency);
+    hist_merge(&dst->connect, &src->connect);
+    hist_merge(&dst->send_lag, &src->send_lag);
+    dst->issued += src->issued;
+    dst->ok_total += src->ok_total;
+    dst->bytes_out += src->bytes_out;
+    dst->bytes_in += src->bytes_in;
+    dst->connects += src->connects;
+    /* Threads hold their connections at the same time, so maxima add up. */
+    dst->max_open += src->max_open;
+    for (int k = 0; k < BENCH_ERR_KINDS; k++)
+        dst->errors[k] += src->errors[k];
+    for (int k = 0; k < BENCH_CODE_SLOTS; k++)
+        dst->error_codes[k] += src->error_codes[k];
+    dst->stalled = dst->stalled || src->stalled;
+}
+
+static const char *mode_name(const struct bench_config *cfg)
+{
+    if (cfg->mode == BENCH_MODE_IDLE)
+        return "idle";
+    return cfg->mode == BENCH_MODE_OPEN ? "open" : "closed";
+}
+
+static double per_s(uint64_t n, double window_s)
+{
+    return window_s > 0 ? (double)n / window_s : 0.0;
+}
+
+static double us(uint64_t ns)
+{
+    return (double)ns / NS_PER_US;
+}
+
+/* ---- text -------------------------------------------------------------------- */
+
+static void text_hist(FILE *out, const char *label, const struct hist *h)
+{
+    if (h->count == 0) {
+        fprintf(out, "  %-13s no samples\n", label);
+        return;
+    }
+    fprintf(out, "  %-13s min %.1f", label, us(h->min));
+    for (size_t i = 0; i < NPCTS; i++)
+        fprintf(out, "  %s %.1f", summary_pcts[i].label, us(hist_percentile(h, summary_pcts[i].pct)));
+    fprintf(out, "  max %.1f\n", us(h->max));
+    fprintf(out, "  %-13s mean %.1f  stdev %.1f  (%llu samples)\n", "", hist_mean(h) / NS_PER_US,
+            hist_stdev(h) / NS_PER_US, (unsigned long long)h->count);
+}
+
+void bench_report_text(FILE *out, const struct bench_summary *s)
+{
+    const struct bench_config *cfg = s->cfg;
+    const struct bench_result *r = s->r;
+    fprintf(out, "echobench %s -> %s: %s, %s%s loop, %u threads, %u connections, pipeline %u, ",
+            ECHOD_VERSION, cfg->target, cfg->proto == BENCH_PROTO_RAW ? "raw" : "framed",
+            cfg->oneshot ? "oneshot, " : "", mode_name(cfg), cfg->threads, cfg->connections,
+            cfg->pipeline);
+    if (cfg->size_min == cfg->size_max)
+        fprintf(out, "%u B", cfg->size_min);
+    else
+        fprintf(out, "%u-%u B", cfg->size_min, cfg->size_max);
+    if (cfg->ping_ratio > 0)
+        fprintf(out, ", %.0f%% PING", cfg->ping_ratio * 100);
+    if (cfg->mode == BENCH_MODE_OPEN)
+        fprintf(out, ", target %.0f/s", cfg->rate);
+    fprintf(out, "\nmeasured %.2f s", s->window_s);
+    if (cfg->warmup_s > 0)
+        fprintf(out, " after %.2f s warm-up", cfg->warmup_s);
+    fprintf(out, "\n\n");
+
+    if (cfg->mode == BENCH_MODE_IDLE) {
+        fprintf(out, "  connections  %llu open at most, %llu established\n",
+                (unsigned long long)r->max_open, (unsigned long long)r->connects);
+    } else {
+        fprintf(out, "  %-13s %llu ok  %.1f req/s\n", "requests", (unsigned long long)r->ok,
+                per_s(r->ok, s->window_s));
+        if (cfg->oneshot)
+            fprintf(out, "  %-13s %.1f conn/s\n", "connections", per_s(r->ok, s->window_s));
+        fprintf(out, "  %-13s %.2f MB/s of ECHO payload each way\n", "throughput",
+                per_s(r->payload_bytes, s->window_s) / BYTES_PER_MB);
+        text_hist(out, cfg->mode == BENCH_MODE_OPEN ? "latency (us)*" : "latency (us)",
+                  &r->latency);
+        if (cfg->oneshot)
+            text_hist(out, "connect (us)", &r->connect);
+        if (cfg->mode == BENCH_MODE_OPEN) {
+            fprintf(out, "  %-13s * from each request's intended send time\n", "");
+            text_hist(out, "send lag (us)", &r->send_lag);
+            fprintf(out, "  %-13s how late echobench started each request: a lag tail as\n"
+                         "  %-13s long as the latency tail is the client's (or the machine's)\n",
+                    "", "");
+        }
+        if (r->latency.clamped > 0)
+            fprintf(out, "  %-13s %llu latencies above %.0f s counted as it\n", "",
+                    (unsigned long long)r->latency.clamped, (double)HIST_MAX_VALUE / 1e9);
+    }
+    fprintf(out, "  %-13s %llu\n", "errors", (unsigned long long)s->errors_total);
+    for (int k = 0; k < BENCH_ERR_KINDS; k++) {
+        if (r->errors[k] == 0 || k == BENCH_ERR_FRAME)
+            continue;
+        fprintf(out, "  %-13s %s %llu\n", "", bench_err_name(k), (unsigned long long)r->errors[k]);
+    }
+    for (int k = 0; k < BENCH_CODE_SLOTS; k++) {
+        if (r->error_codes[k] == 0)
+            continue;
+        if (k == 0)
+            fprintf(out, "  %-13s error frame (no code) %llu\n", "",
+                    (unsigned long long)r->error_codes[k]);
+        else
+            fprintf(out, "  %-13s error frame %d %llu\n", "", k + BENCH_CODE_MIN - 1,
+                    (unsigned long long)r->error_codes[k]);
+    }
+    if (r->errors[BENCH_ERR_PORTS_EXHAUSTED] > 0)
+        fprintf(out, "  note: the client ran out of source ports; its own limit, not the server's\n");
+    if (r->stalled)
+        fprintf(out, "  note: stopped early: no progress for %.1f s\n", cfg->timeout_s);
+    fprintf(out, "  %-13s %.2f s CPU in %.2f s (%.0f%% of one core): near %u00%% means echobench\n"
+                 "  %-13s is the limit, not the server\n",
+            "client", s->cpu_s, s->wall_s, s->wall_s > 0 ? 100.0 * s->cpu_s / s->wall_s : 0.0,
+            cfg->threads, "");
+    fprintf(out, "  %-13s %llu issued, %llu ok, %llu B out, %llu B in (warm-up included)\n",
+            "whole run", (unsigned long long)r->issued, (unsigned long long)r->ok_total,
+            (unsigned long long)r->bytes_out, (unsigned long long)r->bytes_in);
+}
+
+/* ---- JSON ------------------------------------------------------------------------ */
+
+static void json_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(out, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(out, "\\u%04x", ch);
+        else
+            fputc(ch, out);
+    }
+    fputc('"', out);
+}
+
+static void json_hist(FILE *out, const struct hist *h)
+{
+    fprintf(out, "{\"count\": %llu, \"min\": %.3f", (unsigned long long)h->count,
+            h->count ? us(h->min) : 0.0);
+    for (size_t i = 0; i < NPCTS; i++)
+        fprintf(out, ", \"%s\": %.3f", summary_pcts[i].key, us(hist_percentile(h, summary_pcts[i].pct)));
+    fprintf(out, ", \"max\": %.3f, \"mean\": %.3f, \"stdev\": %.3f}", us(h->max),
+            hist_mean(h) / NS_PER_US, hist_stdev(h) / NS_PER_US);
+}
+
+void bench_report_json(FILE *out, const struct bench_summary *s)
+{
+    const struct bench_config *cfg = s->cfg;
+    const struct bench_result *r = s->r;
+    fprintf(out, "{\"tool\": \"echobench\", \"version\": \"%s\", \"target\": ", ECHOD_VERSION);
+    json_string(out, cfg->target);
+    fprintf(out, ", \"proto\": \"%s\", \"mode\": \"%s\", \"oneshot\": %s",
+            cfg->proto == BENCH_PROTO_RAW ? "raw" : "framed", mode_name(cfg),
+            cfg->oneshot ? "true" : "false");
+    fprintf(out, ", \"threads\": %u, \"connections\": %u, \"pipeline\": %u", cfg->threads,
+            cfg->connections, cfg->pipeline);
+    fprintf(out, ", \"size_min\": %u, \"size_max\": %u, \"ping_ratio\": %.4f", cfg->size_min,
+            cfg->size_max, cfg->ping_ratio);
+    if (cfg->mode == BENCH_MODE_OPEN)
+        fprintf(out, ", \"rate_target\": %.3f", cfg->rate);
+    else
+        fprintf(out, ", \"rate_target\": null");
+    fprintf(out, ", \"warmup_s\": %.3f, \"duration_s\": %.6f", cfg->warmup_s, s->window_s);
+    fprintf(out, ", \"requests\": %llu, \"requests_per_s\": %.3f", (unsigned long long)r->ok,
+            per_s(r->ok, s->window_s));
+    if (cfg->oneshot)
+        fprintf(out, ", \"connections_per_s\": %.3f", per_s(r->ok, s->window_s));
+    else
+        fprintf(out, ", \"connections_per_s\": null");
+    fprintf(out, ", \"payload_bytes\": %llu, \"mb_per_s\": %.3f",
+            (unsigned long long)r->payload_bytes,
+            per_s(r->payload_bytes, s->window_s) / BYTES_PER_MB);
+    fprintf(out, ", \"latency_us\": ");
+    json_hist(out, &r->latency);
+    fprintf(out, ", \"connect_us\": ");
+    if (cfg->oneshot)
+        json_hist(out, &r->connect);
+    else
+        fprintf(out, "null");
+    fprintf(out, ", \"send_lag_us\": ");
+    if (cfg->mode == BENCH_MODE_OPEN)
+        json_hist(out, &r->send_lag);
+    else
+        fprintf(out, "null");
+    fprintf(out, ", \"errors\": {\"total\": %llu", (unsigned long long)s->errors_total);
+    for (int k = 0; k < BENCH_ERR_KINDS; k++) {
+        if (k == BENCH_ERR_FRAME)
+            continue;
+        fprintf(out, ", \"%s\": %llu", bench_err_name(k), (unsigned long long)r->errors[k]);
+    }
+    fprintf(out, ", \"error_frames\": {");
+    const char *sep = "";
+    for (int k = 0; k < BENCH_CODE_SLOTS; k++) {
+        if (r->error_codes[k] == 0)
+            continue;
+        if (k == 0)
+            fprintf(out, "%s\"other\": %llu", sep, (unsigned long long)r->error_codes[k]);
+        else
+            fprintf(out, "%s\"%d\": %llu", sep, k + BENCH_CODE_MIN - 1,
+                    (unsigned long long)r->error_codes[k]);
+        sep = ", ";
+    }
+    fprintf(out, "}}");
+    fprintf(out, ", \"totals\": {\"issued\": %llu, \"ok\": %llu, \"bytes_out\": %llu, "
+                 "\"bytes_in\": %llu, \"connections_opened\": %llu, \"connections_max_open\": %llu}",
+            (unsigned long long)r->issued, (unsigned long long)r->ok_total,
+            (unsigned long long)r->bytes_out, (unsigned long long)r->bytes_in,
+            (unsigned long long)r->connects, (unsigned long long)r->max_open);
+    fprintf(out, ", \"stalled\": %s, \"client_cpu_s\": %.3f, \"client_wall_s\": %.3f}\n",
+            r->stalled ? "true" : "false", s->cpu_s, s->wall_s);
+}
+
+/* ---- CSV ---------------------------------------------------------------------------- */
+
+int bench_report_csv(const char *path, const struct bench_summary *s)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return -errno;
+    const struct hist *h = &s->r->latency;
+    fprintf(f, "percentile,latency_us,inverse_tail\n");
+    if (h->count > 0) {
+        /* Evenly spaced on a log scale of the tail, as HdrHistogram plots do:
+         * the tail 1 - p halves every CSV_TICKS_PER_HALF rows. */
+        for (int k = 0; k <= CSV_TICKS_PER_HALF * CSV_MAX_HALVINGS; k++) {
+            double tail = pow(0.5, (double)k / CSV_TICKS_PER_HALF);
+            double pct = 100.0 * (1.0 - tail);
+            fprintf(f, "%.6f,%.3f,%.3f\n", pct, us(hist_percentile(h, pct)), 1.0 / tail);
+            /* Past the last sample the rows would only repeat the maximum. */
+            if (tail * (double)h->count < 1.0)
+                break;
+        }
+        fprintf(f, "100.000000,%.3f,inf\n", us(h->max));
+    }
+    if (fclose(f) != 0)
+        return -errno;
+    return 0;
+}

@@ -1,0 +1,521 @@
+/* echobench.c - the load generator's command line, threads, progress and exit.
+ *
+ *     echobench [-H host] [-p port] [-U path] [-t threads] [-c conns] [-P depth]
+ *               [-s size|min-max] [-d s | -n count] [-w s] [-R rate] ...
+ *
+ * This file only orchestrates: it parses options into a struct bench_config,
+ * raises the descriptor limit, starts the load threads (client/bench_loop.c),
+ * prints a progress line each second, then merges the threads' results and
+ * reports them (client/bench_report.c). docs/echobench.md has the details and
+ * the --json schema.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/args.h"
+#include "client/bench.h"
+
+enum exit_code {
+    EXIT_OK = 0,
+    EXIT_FAILED_REQUESTS = 1,   /* some requests failed, or none succeeded */
+    EXIT_USAGE = 2,
+    EXIT_NO_RUN = 3,            /* the target could not be used at all */
+};
+
+#define DEFAULT_CONNECTIONS 50
+#define DEFAULT_DURATION_S 10.0
+#define DEFAULT_TIMEOUT_S 10.0
+#define DEFAULT_SIZE 64
+#define MAX_THREADS 1024
+#define MAX_CONNECTIONS 1000000
+#define MAX_SECONDS 31536000.0
+/* Descriptors the process needs besides its connections (epoll, stdio, logs). */
+#define FD_RESERVE 64
+/* How often the main thread looks whether the threads are done. */
+#define POLL_INTERVAL_NS 20000000ull
+#define PROGRESS_INTERVAL_NS 1000000000ull
+#define NS_PER_S 1e9
+
+static const char usage_text[] =
+    "usage: echobench [options]\n"
+    "\n"
+    "Load generator for echod (or, with --proto raw, any echo server).\n"
+    "\n"
+    "target:\n"
+    "  -H HOST          server host (default 127.0.0.1, ::1 with -6)\n"
+    "  -p PORT          server port (default 7007)\n"
+    "  -U PATH          unix socket path (@name: abstract namespace)\n"
+    "  -4, -6           resolve HOST to IPv4 / IPv6 only\n"
+    "load:\n"
+    "  -t THREADS       load threads, each one epoll loop (default 1)\n"
+    "  -c CONNS         connections in total, spread over the threads (default 50)\n"
+    "  -P DEPTH         requests in flight per connection (pipeline; default 1)\n"
+    "  -s SIZE|MIN-MAX  ECHO payload bytes, fixed or uniform in MIN..MAX; K/M suffixes\n"
+    "                   (binary) allowed (default 64)\n"
+    "  --mix E:P        weights of ECHO and PING requests, e.g. 9:1 (default 1:0)\n"
+    "  -d SECONDS       measured duration (default 10 unless -n)\n"
+    "  -n COUNT         measured requests in total instead of a duration (k/M/G allowed)\n"
+    "  -w SECONDS       warm-up before the measurement, not counted (default 0)\n"
+    "  -R RATE          open loop: RATE requests/s over all connections (with --oneshot,\n"
+    "                   connections/s); latency counts from each request's intended send\n"
+    "                   time, so a stall cannot hide (no coordinated omission)\n"
+    "  -T SECONDS       a request or connect without progress this long fails (default 10)\n"
+    "  --oneshot        a connection per request: connect, send, shutdown(SHUT_WR), read\n"
+    "                   to EOF, close; reports connections/s and connect time apart\n"
+    "  --no-spread      with --oneshot to 127.x: do not spread source addresses over 127/8\n"
+    "  --idle           open the connections and hold them for -d seconds, no requests\n"
+    "  --proto P        framed (echod, default) or raw (plain echo, RFC 862)\n"
+    "  --spin           busy-poll instead of sleeping: open-loop sends leave on time even\n"
+    "                   where waking a sleeping CPU is slow (VMs), at one CPU per thread\n"
+    "output:\n"
+    "  --json           one JSON object on stdout instead of the text report\n"
+    "  --latency-csv F  write the latency percentile distribution to F (CSV)\n"
+    "  --progress       a progress line on stderr each second (default when a TTY)\n"
+    "  --no-progress\n"
+    "  -h, --help\n"
+    "\n"
+    "Every reply byte is checked. Errors are counted by kind: connect_refused,\n"
+    "connect_timeout, connect_other, ports_exhausted, reset, closed, timeout,\n"
+    "mismatch and error frames by code; a failed request never counts as a success.\n"
+    "\n"
+    "--json prints one object: tool, version, target, proto, mode (closed|open|idle),\n"
+    "oneshot, threads, connections, pipeline, size_min, size_max, ping_ratio,\n"
+    "rate_target, warmup_s, duration_s, requests, requests_per_s, connections_per_s,\n"
+    "payload_bytes, mb_per_s, latency_us {count min p50 p90 p99 p99_9 p99_99 max mean\n"
+    "stdev}, connect_us, send_lag_us, errors {total, <kind>..., error_frames {code: n}},\n"
+    "totals "
+    "{issued ok bytes_out bytes_in connections_opened connections_max_open}, stalled,\n"
+    "client_cpu_s, client_wall_s (echobench's own CPU time and run time).\n"
+    "See docs/echobench.md.\n"
+    "\n"
+    "exit status: 0 all requests succeeded; 1 some failed (or none succeeded);\n"
+    "2 usage error; 3 the target could not be used at all.\n";
+
+static atomic_bool stop_flag;
+static atomic_uint threads_done;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    atomic_store(&stop_flag, true);
+}
+
+static void die_usage(const char *fmt, const char *what)
+{
+    fprintf(stderr, "echobench: ");
+    fprintf(stderr, fmt, what);
+    fprintf(stderr, "\n(see echobench -h)\n");
+    exit(EXIT_USAGE);
+}
+
+struct cli {
+    struct args_target target;
+    bool no_spread;
+    bool json;
+    int progress;           /* -1 auto, 0 off, 1 on */
+    const char *csv_path;
+    bool have_duration;
+};
+
+static uint64_t parse_u64_or_die(const char *opt, const char *s, const char *units, uint64_t min,
+                                 uint64_t max)
+{
+    uint64_t v;
+    char err[200];
+    if (args_parse_u64(s, units, min, max, &v, err, sizeof(err)) < 0)
+        die_usage(opt, err);
+    return v;
+}
+
+static double parse_seconds_or_die(const char *opt, const char *s, double min)
+{
+    double v;
+    char err[200];
+    if (args_parse_seconds(s, min, MAX_SECONDS, &v, err, sizeof(err)) < 0)
+        die_usage(opt, err);
+    return v;
+}
+
+static void parse_size(const char *s, struct bench_config *cfg)
+{
+    char lo[64];
+    const char *dash = strchr(s, '-');
+    if (dash == NULL) {
+        cfg->size_min = cfg->size_max =
+            (uint32_t)parse_u64_or_die("-s: %s", s, "bytes", 0, BENCH_SIZE_MAX);
+        return;
+    }
+    size_t n = (size_t)(dash - s);
+    if (n == 0 || n >= sizeof(lo))
+        die_usage("-s: expected SIZE or MIN-MAX: %s", s);
+    memcpy(lo, s, n);
+    lo[n] = '\0';
+    cfg->size_min = (uint32_t)parse_u64_or_die("-s: %s", lo, "bytes", 0, BENCH_SIZE_MAX);
+    cfg->size_max = (uint32_t)parse_u64_or_die("-s: %s", dash + 1, "bytes", 0, BENCH_SIZE_MAX);
+    if (cfg->size_max < cfg->size_min)
+        die_usage("-s: MIN is above MAX: %s", s);
+}
+
+static void parse_mix(const char *s, struct bench_config *cfg)
+{
+    char *end;
+    errno = 0;
+    double e = strtod(s, &end);
+    if (end == s || *end != ':' || errno != 0)
+        die_usage("--mix: expected ECHO:PING weights, e.g. 9:1: %s", s);
+    const char *p_text = end + 1;
+    double p = strtod(p_text, &end);
+    if (end == p_text || *end != '\0' || errno != 0 || !(e >= 0) || !(p >= 0) || e + p <= 0 ||
+        !isfinite(e + p))
+        die_usage("--mix: expected ECHO:PING weights, e.g. 9:1: %s", s);
+    cfg->ping_ratio = p / (e + p);
+}
+
+static void parse_options(int argc, char **argv, struct bench_config *cfg, struct cli *cli)
+{
+    enum {
+        OPT_MIX = 256, OPT_ONESHOT, OPT_NO_SPREAD, OPT_IDLE, OPT_PROTO, OPT_JSON, OPT_CSV,
+        OPT_PROGRESS, OPT_NO_PROGRESS, OPT_SPIN,
+    };
+    static const struct option longopts[] = {
+        {"mix", required_argument, NULL, OPT_MIX},
+        {"oneshot", no_argument, NULL, OPT_ONESHOT},
+        {"no-spread", no_argument, NULL, OPT_NO_SPREAD},
+        {"idle", no_argument, NULL, OPT_IDLE},
+        {"proto", required_argument, NULL, OPT_PROTO},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"latency-csv", required_argument, NULL, OPT_CSV},
+        {"progress", no_argument, NULL, OPT_PROGRESS},
+        {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+        {"spin", no_argument, NULL, OPT_SPIN},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    cfg->threads = 1;
+    cfg->connections = DEFAULT_CONNECTIONS;
+    cfg->pipeline = 1;
+    cfg->size_min = cfg->size_max = DEFAULT_SIZE;
+    cfg->timeout_s = DEFAULT_TIMEOUT_S;
+    cfg->mode = BENCH_MODE_CLOSED;
+    cfg->proto = BENCH_PROTO_FRAMED;
+    cli->target.family = AF_UNSPEC;
+    cli->progress = -1;
+    bool idle = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "H:p:U:46t:c:P:s:d:n:w:R:T:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'H': cli->target.host = optarg; break;
+        case 'p': cli->target.port = optarg; break;
+        case 'U': cli->target.unix_path = optarg; break;
+        case '4': cli->target.family = AF_INET; break;
+        case '6': cli->target.family = AF_INET6; break;
+        case 't':
+            cfg->threads = (unsigned)parse_u64_or_die("-t: %s", optarg, NULL, 1, MAX_THREADS);
+            break;
+        case 'c':
+            cfg->connections =
+                (unsigned)parse_u64_or_die("-c: %s", optarg, "count", 1, MAX_CONNECTIONS);
+            break;
+        case 'P':
+            cfg->pipeline =
+                (unsigned)parse_u64_or_die("-P: %s", optarg, NULL, 1, BENCH_PIPELINE_MAX);
+            break;
+        case 's': parse_size(optarg, cfg); break;
+        case 'd':
+            cfg->duration_s = parse_seconds_or_die("-d: %s", optarg, 0.001);
+            cli->have_duration = true;
+            break;
+        case 'n':
+            cfg->requests = parse_u64_or_die("-n: %s", optarg, "count", 1, UINT64_MAX / 2);
+            break;
+        case 'w': cfg->warmup_s = parse_seconds_or_die("-w: %s", optarg, 0); break;
+        case 'R': {
+            char err[200];
+            if (args_parse_seconds(optarg, 0.001, 1e9, &cfg->rate, err, sizeof(err)) < 0)
+                die_usage("-R: %s", "expected requests per second (a number)");
+            cfg->mode = BENCH_MODE_OPEN;
+            break;
+        }
+        case 'T': cfg->timeout_s = parse_seconds_or_die("-T: %s", optarg, 0.001); break;
+        case OPT_MIX: parse_mix(optarg, cfg); break;
+        case OPT_ONESHOT: cfg->oneshot = true; break;
+        case OPT_NO_SPREAD: cli->no_spread = true; break;
+        case OPT_IDLE: idle = true; break;
+        case OPT_PROTO:
+            if (strcmp(optarg, "framed") == 0)
+                cfg->proto = BENCH_PROTO_FRAMED;
+            else if (strcmp(optarg, "raw") == 0)
+                cfg->proto = BENCH_PROTO_RAW;
+            else
+                die_usage("--proto: framed or raw, not %s", optarg);
+            break;
+        case OPT_JSON: cli->json = true; break;
+        case OPT_CSV: cli->csv_path = optarg; break;
+        case OPT_PROGRESS: cli->progress = 1; break;
+        case OPT_NO_PROGRESS: cli->progress = 0; break;
+        case OPT_SPIN: cfg->spin = true; break;
+        case 'h':
+            fputs(usage_text, stdout);
+            exit(EXIT_OK);
+        default:
+            fputs(usage_text, stderr);
+            exit(EXIT_USAGE);
+        }
+    }
+    if (optind < argc)
+        die_usage("unexpected argument: %s", argv[optind]);
+
+    if (idle) {
+        if (cfg->mode == BENCH_MODE_OPEN || cfg->oneshot || cfg->requests > 0)
+            die_usage("%s", "--idle holds connections for -d seconds: no -R, -n or --oneshot");
+        cfg->mode = BENCH_MODE_IDLE;
+    }
+    if (cli->have_duration && cfg->requests > 0)
+        die_usage("%s", "give -d or -n, not both");
+    if (!cli->have_duration && cfg->requests == 0)
+        cfg->duration_s = DEFAULT_DURATION_S;
+    if (cfg->proto == BENCH_PROTO_RAW) {
+        if (cfg->ping_ratio > 0)
+            die_usage("%s", "--proto raw has no PING: drop --mix");
+        if (cfg->size_min == 0)
+            die_usage("%s", "--proto raw needs requests of at least 1 byte (-s)");
+    }
+    if (cfg->threads > cfg->connections)
+        cfg->threads = cfg->connections;
+    if (cfg->pipeline > 1 && cfg->oneshot)
+        cfg->pipeline = 1;      /* one request per connection */
+}
+
+/* Raise the soft descriptor limit to what the connections need (and the hard
+ * one too when privileged). Returns the limit in force. */
+static rlim_t raise_nofile(rlim_t need)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 0;
+    if (rl.rlim_cur >= need)
+        return rl.rlim_cur;
+    if (rl.rlim_max < need) {
+        struct rlimit want = {need, need};
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+            return need;
+    }
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 0;
+    return rl.rlim_cur;
+}
+
+static bool is_loopback_v4(const struct net_addr *a)
+{
+    if (a->family != AF_INET)
+        return false;
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->ss;
+    return (ntohl(sin->sin_addr.s_addr) & BENCH_LOOPBACK_MASK) == BENCH_LOOPBACK_NET;
+}
+
+static void *thread_entry(void *arg)
+{
+    bench_thread_main(arg);
+    atomic_fetch_add(&threads_done, 1);
+    return NULL;
+}
+
+static void sleep_ns(uint64_t ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull), .tv_nsec = (long)(ns % 1000000000ull)};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        if (atomic_load(&stop_flag))
+            break;
+}
+
+struct progress_state {
+    uint64_t last_ns;
+    uint64_t last_ok;
+    struct hist merged;
+};
+
+static void print_progress(const struct bench_config *cfg, struct bench_thread *threads,
+                           uint64_t start_ns, uint64_t now, struct progress_state *ps)
+{
+    uint64_t ok = 0, errors = 0, open = 0;
+    hist_init(&ps->merged);
+    for (unsigned i = 0; i < cfg->threads; i++) {
+        struct bench_progress *p = &threads[i].progress;
+        ok += atomic_load_explicit(&p->ok_total, memory_order_relaxed);
+        errors += atomic_load_explicit(&p->errors, memory_order_relaxed);
+        open += atomic_load_explicit(&p->open, memory_order_relaxed);
+        pthread_mutex_lock(&p->lock);
+        hist_merge(&ps->merged, &p->snapshot);
+        pthread_mutex_unlock(&p->lock);
+    }
+    double dt = (double)(now - ps->last_ns) / NS_PER_S;
+    double elapsed = (double)(now - start_ns) / NS_PER_S;
+    const char *phase = elapsed < cfg->warmup_s ? "  (warm-up)" : "";
+    if (cfg->mode == BENCH_MODE_IDLE) {
+        fprintf(stderr, "%7.1fs  %llu connections open  errors %llu\n", elapsed,
+                (unsigned long long)open, (unsigned long long)errors);
+    } else if (ps->merged.count > 0) {
+        fprintf(stderr, "%7.1fs  %10.0f %s  p99 %.1f us  errors %llu%s\n", elapsed,
+                dt > 0 ? (double)(ok - ps->last_ok) / dt : 0.0, cfg->oneshot ? "conn/s" : "req/s",
+                (double)hist_percentile(&ps->merged, 99) / 1000.0, (unsigned long long)errors,
+                phase);
+    } else {
+        fprintf(stderr, "%7.1fs  %10.0f %s  p99 -  errors %llu%s\n", elapsed,
+                dt > 0 ? (double)(ok - ps->last_ok) / dt : 0.0, cfg->oneshot ? "conn/s" : "req/s",
+                (unsigned long long)errors, phase);
+    }
+    ps->last_ns = now;
+    ps->last_ok = ok;
+}
+
+int main(int argc, char **argv)
+{
+    static struct bench_config cfg;
+    struct cli cli = {0};
+    parse_options(argc, argv, &cfg, &cli);
+    cfg.progress = cli.progress == 1 || (cli.progress == -1 && isatty(STDERR_FILENO) == 1);
+
+    char err[256];
+    if (args_resolve_target(&cli.target, &cfg.addr, err, sizeof(err)) < 0) {
+        fprintf(stderr, "echobench: %s\n", err);
+        return EXIT_NO_RUN;
+    }
+    net_addr_format(&cfg.addr, cfg.target, sizeof(cfg.target));
+    cfg.spread_sources = cfg.oneshot && !cli.no_spread && is_loopback_v4(&cfg.addr);
+
+    rlim_t need = (rlim_t)cfg.connections + (rlim_t)cfg.threads * 2 + FD_RESERVE;
+    rlim_t have = raise_nofile(need);
+    if (have < need)
+        fprintf(stderr, "echobench: warning: the descriptor limit is %llu, %u connections need "
+                        "about %llu (ulimit -n)\n",
+                (unsigned long long)have, cfg.connections, (unsigned long long)need);
+
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct bench_thread *threads = calloc(cfg.threads, sizeof(*threads));
+    pthread_t *tids = calloc(cfg.threads, sizeof(*tids));
+    if (threads == NULL || tids == NULL) {
+        fprintf(stderr, "echobench: out of memory\n");
+        return EXIT_NO_RUN;
+    }
+    /* Connections, rate and request count are shared out in proportion, the
+     * remainders going to the first threads so the totals are exact. */
+    unsigned conns_before = 0;
+    for (unsigned i = 0; i < cfg.threads; i++) {
+        struct bench_thread *t = &threads[i];
+        t->cfg = &cfg;
+        t->id = i;
+        t->connections = cfg.connections / cfg.threads + (i < cfg.connections % cfg.threads);
+        t->rate = cfg.rate * t->connections / cfg.connections;
+        uint64_t before = (uint64_t)((unsigned __int128)cfg.requests * conns_before / cfg.connections);
+        conns_before += t->connections;
+        uint64_t upto = (uint64_t)((unsigned __int128)cfg.requests * conns_before / cfg.connections);
+        t->requests = upto - before;
+        t->stop = &stop_flag;
+        pthread_mutex_init(&t->progress.lock, NULL);
+        int rc = bench_thread_prepare(t);
+        if (rc < 0) {
+            fprintf(stderr, "echobench: preparing thread %u: %s\n", i, strerror(-rc));
+            return EXIT_NO_RUN;
+        }
+    }
+
+    uint64_t start_ns = bench_now_ns();
+    for (unsigned i = 0; i < cfg.threads; i++) {
+        threads[i].start_ns = start_ns;
+        int rc = pthread_create(&tids[i], NULL, thread_entry, &threads[i]);
+        if (rc != 0) {
+            fprintf(stderr, "echobench: starting thread %u: %s\n", i, strerror(rc));
+            atomic_store(&stop_flag, true);
+            for (unsigned j = 0; j < i; j++)
+                pthread_join(tids[j], NULL);
+            return EXIT_NO_RUN;
+        }
+    }
+
+    static struct progress_state ps;
+    ps.last_ns = start_ns;
+    uint64_t next_progress = start_ns + PROGRESS_INTERVAL_NS;
+    uint64_t interrupted_ns = 0;
+    while (atomic_load(&threads_done) < cfg.threads) {
+        sleep_ns(POLL_INTERVAL_NS);
+        uint64_t now = bench_now_ns();
+        if (interrupted_ns == 0 && atomic_load(&stop_flag))
+            interrupted_ns = now;
+        if (cfg.progress && now >= next_progress) {
+            print_progress(&cfg, threads, start_ns, now, &ps);
+            next_progress += PROGRESS_INTERVAL_NS;
+        }
+    }
+
+    static struct bench_result total;
+    hist_init(&total.latency);
+    hist_init(&total.connect);
+    hist_init(&total.send_lag);
+    int thread_error = 0;
+    for (unsigned i = 0; i < cfg.threads; i++) {
+        pthread_join(tids[i], NULL);
+        bench_result_merge(&total, &threads[i].result);
+        if (threads[i].error < 0)
+            thread_error = threads[i].error;
+    }
+    if (thread_error < 0)
+        fprintf(stderr, "echobench: a load thread failed: %s\n", strerror(-thread_error));
+
+    /* The measured window: from the end of warm-up to the end of the run (or
+     * the interrupt); with -n, to the last measured reply. */
+    uint64_t warmup_end = start_ns + (uint64_t)(cfg.warmup_s * NS_PER_S);
+    uint64_t window_end = warmup_end + (uint64_t)(cfg.duration_s * NS_PER_S);
+    if (cfg.requests > 0)
+        window_end = total.last_done_ns;
+    if (interrupted_ns != 0 && interrupted_ns < window_end)
+        window_end = interrupted_ns;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    struct bench_summary sum = {
+        .cfg = &cfg,
+        .r = &total,
+        .window_s = window_end > warmup_end ? (double)(window_end - warmup_end) / NS_PER_S : 0,
+        .cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
+        .wall_s = (double)(bench_now_ns() - start_ns) / NS_PER_S,
+    };
+    for (int k = 0; k < BENCH_ERR_KINDS; k++)
+        sum.errors_total += total.errors[k];
+
+    if (cli.json)
+        bench_report_json(stdout, &sum);
+    else
+        bench_report_text(stdout, &sum);
+    fflush(stdout);
+    if (cli.csv_path != NULL) {
+        int rc = bench_report_csv(cli.csv_path, &sum);
+        if (rc < 0)
+            fprintf(stderr, "echobench: writing %s: %s\n", cli.csv_path, strerror(-rc));
+    }
+
+    for (unsigned i = 0; i < cfg.threads; i++)
+        pthread_mutex_destroy(&threads[i].progress.lock);
+    free(threads);
+    free(tids);
+
+    if (total.connects == 0 || thread_error < 0)
+        return EXIT_NO_RUN;
+    if (sum.errors_total > 0 || (cfg.mode != BENCH_MODE_IDLE && total.ok_total == 0))
+        return EXIT_FAILED_REQUESTS;
+    return EXIT_OK;
+}
