@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,20 +36,7 @@ int args_resolve_target(const struct args_target *t, struct net_addr *out, char 
     if (*port == '\0' || *end != '\0' || p < 1 || p > 65535)
         return fail(err, errlen, "port must be a number from 1 to 65535: %s", port);
 
-    struct addrinfo hints = {.ai_family = t->family, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(host, port, &hints, &res);
-    if (rc != 0 || res == NULL) {
-        if (err != NULL && errlen > 0)
-            snprintf(err, errlen, "cannot resolve '%s': %s", host, gai_strerror(rc));
-        return -EINVAL;
-    }
-    memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
-    out->len = res->ai_addrlen;
-    out->family = res->ai_family;
-    freeaddrinfo(res);
-    return 0;
+    return net_addr_resolve(host, (int)p, t->family, out, err, errlen);
 }
 
 /* The multiplier of a unit suffix, or 0 when the suffix is not known. */

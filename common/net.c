@@ -102,37 +102,46 @@ int net_addr_parse(const char *text, struct net_addr *out, char *err, size_t err
     if (port < 0)
         return port;
 
+    if (text[0] == '[') {
+        /* Brackets hold an IPv6 literal, never a name. */
+        struct in6_addr probe;
+        if (inet_pton(AF_INET6, host, &probe) != 1)
+            return addr_error(err, errlen, "bad IPv6 address");
+        return net_addr_resolve(host, port, AF_INET6, out, err, errlen);
+    }
+    return net_addr_resolve(host, port, AF_UNSPEC, out, err, errlen);
+}
+
+int net_addr_resolve(const char *host, int port, int family, struct net_addr *out, char *err,
+                     size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
     struct sockaddr_in *sin = (struct sockaddr_in *)&out->ss;
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->ss;
-    if (text[0] != '[' && inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+    /* Literals need no resolver (and no DNS round trip at start-up). */
+    if (family != AF_INET6 && inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
         sin->sin_family = AF_INET;
-        sin->sin_port = htons((uint16_t)port);
         out->len = sizeof(*sin);
         out->family = AF_INET;
-        return 0;
-    }
-    if (text[0] == '[') {
-        if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
-            return addr_error(err, errlen, "bad IPv6 address");
+    } else if (family != AF_INET && inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
         sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons((uint16_t)port);
         out->len = sizeof(*sin6);
         out->family = AF_INET6;
-        return 0;
+    } else {
+        struct addrinfo hints = {.ai_family = family, .ai_socktype = SOCK_STREAM,
+                                 .ai_flags = AI_ADDRCONFIG};
+        struct addrinfo *res = NULL;
+        int rc = getaddrinfo(host, NULL, &hints, &res);
+        if (rc != 0 || res == NULL) {
+            if (err != NULL && errlen > 0)
+                snprintf(err, errlen, "cannot resolve '%s': %s", host, gai_strerror(rc));
+            return -EINVAL;
+        }
+        memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
+        out->len = res->ai_addrlen;
+        out->family = res->ai_family;
+        freeaddrinfo(res);
     }
-
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(host, NULL, &hints, &res);
-    if (rc != 0 || res == NULL) {
-        if (err != NULL && errlen > 0)
-            snprintf(err, errlen, "cannot resolve '%s': %s", host, gai_strerror(rc));
-        return -EINVAL;
-    }
-    memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
-    out->len = res->ai_addrlen;
-    out->family = res->ai_family;
-    freeaddrinfo(res);
     if (out->family == AF_INET)
         sin->sin_port = htons((uint16_t)port);
     else

@@ -28,6 +28,10 @@ struct net_addr {
  * a short reason into err[errlen]). Host names are resolved. */
 int net_addr_parse(const char *text, struct net_addr *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/* host (a literal or a name, resolved with getaddrinfo, first result) and
+ * port as an address of the given family (AF_UNSPEC: any). Same errors. */
+int net_addr_resolve(const char *host, int port, int family, struct net_addr *out, char *err,
+                     size_t errlen) __attribute__((warn_unused_result));
 /* Render an address back as text ("[::1]:7007", "unix:/x"). */
 void net_addr_format(const struct net_addr *a, char *out, size_t outlen);
 
