@@ -204,6 +204,15 @@ int net_listen(const struct net_addr *a, int backlog)
     }
     if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0)
         goto fail;
+    /* Connecting needs write permission on the file. Like systemd's
+     * SocketMode= default, anyone may connect: the umask would otherwise
+     * lock out every user but the one echod ran as at bind time (root,
+     * before the privilege drop). Restrict access with the directory. */
+    if (a->family == AF_UNIX) {
+        const struct sockaddr_un *sun = (const struct sockaddr_un *)&a->ss;
+        if (sun->sun_path[0] != '\0' && chmod(sun->sun_path, 0666) < 0)
+            goto fail;
+    }
     if (listen(fd, backlog) < 0)
         goto fail;
     return fd;

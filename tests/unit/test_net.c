@@ -856,6 +856,49 @@ static void test_listen_replaces_stale_socket(void **state)
     close(lfd);
 }
 
+/* Anyone may connect to a unix listener, whatever the umask at bind time. */
+static void test_unix_socket_mode(void **state)
+{
+    const char *dir = *state;
+    char text[TEXT_MAX];
+    snprintf(text, sizeof(text), "unix:%s/mode.sock", dir);
+    struct net_addr a = parse_ok(text);
+    mode_t old = umask(077);
+    int lfd = net_listen(&a, 4);
+    umask(old);
+    check_listener(lfd);
+    struct stat st;
+    assert_int_equal(lstat(text + strlen("unix:"), &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0666);
+    close(lfd);
+}
+
+/* A socket someone still listens on is in use, not stale: it stays, and
+ * its listener keeps its clients. */
+static void test_listen_keeps_live_socket(void **state)
+{
+    const char *dir = *state;
+    char text[TEXT_MAX];
+    snprintf(text, sizeof(text), "unix:%s/live.sock", dir);
+    struct net_addr a = parse_ok(text);
+    int first = net_listen(&a, 4);
+    check_listener(first);
+    /* The probe connection net_listen makes lands in first's backlog. */
+    int fds = count_open_fds();
+    assert_int_equal(net_listen(&a, 4), -EADDRINUSE);
+    assert_int_equal(count_open_fds(), fds);
+    int probe = accept_within(first);
+    close(probe);
+
+    int cfd = net_connect(&a, WAIT_MS);
+    check_client(cfd);
+    int sfd = accept_within(first);
+    exchange(cfd, sfd);
+    close(cfd);
+    close(sfd);
+    close(first);
+}
+
 /* Nothing but a socket is ever removed: a regular file, a symlink to one
  * and a directory at the path all make bind fail and stay as they were. */
 static void test_listen_keeps_other_files(void **state)
@@ -1224,6 +1267,8 @@ int main(void)
         cmocka_unit_test(test_listen_errors),
         cmocka_unit_test_setup_teardown(test_listen_replaces_stale_socket, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_listen_keeps_other_files, tmpdir_setup, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_unix_socket_mode, tmpdir_setup, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_listen_keeps_live_socket, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test(test_send_recv_socketpair),
         cmocka_unit_test(test_recv_all_short_at_eof),
         cmocka_unit_test(test_send_recv_errors),
