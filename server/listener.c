@@ -66,6 +66,8 @@ struct listener {
     struct worker *workers;
     unsigned nworkers;
     unsigned next_worker;
+    bool wake[CONFIG_WORKERS_MAX];      /* worker has hand-offs waiting for a wake-up */
+    unsigned nwake;
     struct stats *stats;
     atomic_uint *conns_global;
 
@@ -185,9 +187,8 @@ static struct listen_socket *find_socket(struct listener *l, const char *name)
 }
 
 /* Build the socket set for cfg: keep sockets whose address stays, open the
- * new ones. On failure nothing changes. The listener thread's own code (or
- * the main thread before it starts). */
-static int apply_listen(struct listener *l, struct config *cfg)
+ * new ones. On failure nothing changes. */
+static int apply_addresses(struct listener *l, struct config *cfg)
 {
     if (l->inherited)
         return 0;   /* socket activation: systemd owns the addresses */
@@ -234,6 +235,30 @@ static int apply_listen(struct listener *l, struct config *cfg)
     return 0;
 }
 
+/* Accepted sockets inherit TCP_NODELAY and SO_KEEPALIVE from their listening
+ * socket (Linux copies both, and starts the keepalive timer), so they are set
+ * here once instead of with two calls per connection. */
+static void set_accepted_options(struct listen_socket *s, const struct config *cfg)
+{
+    int rc = net_set_nodelay(s->fd, cfg->tcp_nodelay);
+    if (rc == 0)
+        rc = net_set_keepalive(s->fd, cfg->tcp_keepalive);
+    if (rc < 0)
+        log_warn("listen %s: socket options: %s", s->name, strerror(-rc));
+}
+
+/* Make the listening sockets what cfg asks for: addresses (unless systemd
+ * passed them) and the options new connections get. The listener thread's
+ * own code (or the main thread before it starts). */
+static int apply_listen(struct listener *l, struct config *cfg)
+{
+    int rc = apply_addresses(l, cfg);
+    if (rc == 0)
+        for (unsigned i = 0; i < l->nsocks; i++)
+            set_accepted_options(&l->socks[i], cfg);
+    return rc;
+}
+
 int listener_bind(struct listener *l)
 {
     return apply_listen(l, l->cfg);
@@ -255,16 +280,36 @@ static void reject_here(int fd, const char *text)
     close(fd);
 }
 
-/* Post msg to a worker, trying each from the round-robin position. */
+/* Post msg to a worker, trying each from the round-robin position. The
+ * wake-up waits for flush_wakes: a batch of accepts costs one per worker,
+ * and a worker sharing a CPU with this thread is not switched to once per
+ * connection. */
 static bool hand_off(struct listener *l, struct worker_msg *msg)
 {
     for (unsigned tries = 0; tries < l->nworkers; tries++) {
-        struct worker *w = &l->workers[l->next_worker];
+        unsigned i = l->next_worker;
         l->next_worker = (l->next_worker + 1) % l->nworkers;
-        if (worker_submit(w, msg) == 0)
-            return true;
+        int rc = worker_enqueue(&l->workers[i], msg);
+        if (rc < 0)
+            continue;
+        if (rc > 0 && !l->wake[i]) {
+            l->wake[i] = true;
+            l->nwake++;
+        }
+        return true;
     }
     return false;
+}
+
+static void flush_wakes(struct listener *l)
+{
+    for (unsigned i = 0; l->nwake > 0 && i < l->nworkers; i++) {
+        if (l->wake[i]) {
+            l->wake[i] = false;
+            l->nwake--;
+            worker_wake(&l->workers[i]);
+        }
+    }
 }
 
 static void dispatch(struct listener *l, int fd)
@@ -308,7 +353,7 @@ static void resume_accepting(struct listener *l)
 }
 
 /* Accept up to limit connections from s. Returns false when it paused. */
-static bool accept_batch(struct listener *l, struct listen_socket *s, int limit)
+static bool accept_some(struct listener *l, struct listen_socket *s, int limit)
 {
     for (int i = 0; i < limit; i++) {
         int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -343,6 +388,13 @@ static bool accept_batch(struct listener *l, struct listen_socket *s, int limit)
         }
     }
     return true;
+}
+
+static bool accept_batch(struct listener *l, struct listen_socket *s, int limit)
+{
+    bool ok = accept_some(l, s, limit);
+    flush_wakes(l);
+    return ok;
 }
 
 static void finish_command(struct listener *l, int result)
@@ -384,6 +436,7 @@ static bool handle_command(struct listener *l)
             }
             close_socket(&l->socks[i]);
         }
+        flush_wakes(l);
         l->nsocks = 0;
         finish_command(l, 0);
         return false;

@@ -108,7 +108,7 @@ int worker_init(struct worker *w, unsigned id, struct config *cfg, struct stats 
     return 0;
 }
 
-int worker_submit(struct worker *w, const struct worker_msg *msg)
+int worker_enqueue(struct worker *w, const struct worker_msg *msg)
 {
     pthread_mutex_lock(&w->inbox_lock);
     if (w->inbox_len == WORKER_INBOX_SIZE) {
@@ -119,13 +119,24 @@ int worker_submit(struct worker *w, const struct worker_msg *msg)
     w->inbox[(w->inbox_head + w->inbox_len) % WORKER_INBOX_SIZE] = *msg;
     w->inbox_len++;
     pthread_mutex_unlock(&w->inbox_lock);
-    /* Only the first message of a batch needs to wake the worker. */
-    if (was_empty) {
-        uint64_t one = 1;
-        while (write(w->wakefd, &one, sizeof(one)) < 0 && errno == EINTR)
-            ;
-    }
-    return 0;
+    /* Only the first message of a batch needs to wake the worker: it
+     * empties the whole inbox once awake. */
+    return was_empty;
+}
+
+void worker_wake(struct worker *w)
+{
+    uint64_t one = 1;
+    while (write(w->wakefd, &one, sizeof(one)) < 0 && errno == EINTR)
+        ;
+}
+
+int worker_submit(struct worker *w, const struct worker_msg *msg)
+{
+    int rc = worker_enqueue(w, msg);
+    if (rc > 0)
+        worker_wake(w);
+    return rc < 0 ? rc : 0;
 }
 
 void worker_schedule(struct worker *w, struct conn *c)
@@ -164,10 +175,8 @@ static void handle_msg(struct worker *w, struct worker_msg *m)
 {
     switch (m->kind) {
     case WORKER_MSG_CONN:
-        /* Both are off on a new socket: only turning them on costs a call. */
-        if ((w->cfg->tcp_nodelay && net_set_nodelay(m->fd, true) < 0) ||
-            (w->cfg->tcp_keepalive && net_set_keepalive(m->fd, true) < 0))
-            log_debug("fd %d: socket options: %s", m->fd, strerror(errno));
+        /* TCP_NODELAY and SO_KEEPALIVE came with the socket from its
+         * listening socket (see listener.c). */
         conn_open(w, m->fd, false);
         break;
     case WORKER_MSG_REJECT:

@@ -83,6 +83,11 @@ void worker_destroy(struct worker *w);
 /* Post a message; returns 0, or -EAGAIN when the inbox is full (the caller
  * keeps ownership of msg->fd and msg->cfg then). Any thread. */
 int worker_submit(struct worker *w, const struct worker_msg *msg) __attribute__((warn_unused_result));
+/* The same in two steps, so a batch of messages costs one wake-up: queue msg
+ * (or -EAGAIN when full) and return 1 if the worker must then be woken with
+ * worker_wake (the inbox was empty), 0 if an earlier wake covers it. */
+int worker_enqueue(struct worker *w, const struct worker_msg *msg) __attribute__((warn_unused_result));
+void worker_wake(struct worker *w);
 
 /* Connections handled since the last call (for choosing the least loaded). */
 static inline uint64_t worker_load(const struct worker *w)
