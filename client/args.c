@@ -17,6 +17,18 @@ static int fail(char *err, size_t errlen, const char *fmt, const char *what)
     return -EINVAL;
 }
 
+bool args_target_option(int opt, const char *arg, struct args_target *t)
+{
+    switch (opt) {
+    case 'H': t->host = arg; return true;
+    case 'p': t->port = arg; return true;
+    case 'U': t->unix_path = arg; return true;
+    case '4': t->family = AF_INET; return true;
+    case '6': t->family = AF_INET6; return true;
+    default: return false;
+    }
+}
+
 int args_resolve_target(const struct args_target *t, struct net_addr *out, char *err,
                         size_t errlen)
 {

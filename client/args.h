@@ -7,6 +7,7 @@
 #ifndef ECHOD_ARGS_H
 #define ECHOD_ARGS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,9 @@ struct args_target {
 
 /* Resolve the target into an address (a host name takes the first result of
  * the requested family). */
+/* Take a target option (-H, -p, -U, -4, -6) into t; false for any other. */
+bool args_target_option(int opt, const char *arg, struct args_target *t);
+
 int args_resolve_target(const struct args_target *t, struct net_addr *out, char *err,
                         size_t errlen) __attribute__((warn_unused_result));
 

@@ -497,6 +497,20 @@ static void slot_release(struct bench_loop *L, struct conn *c, uint64_t delay_ns
 
 /* ---- replies --------------------------------------------------------------- */
 
+/* A request answered correctly: counted always, timed if measured. */
+static void record_success(struct bench_loop *L, const struct req *r)
+{
+    struct bench_result *res = L->res;
+    res->ok_total++;
+    if (!r->measured)
+        return;
+    res->ok++;
+    hist_record(&res->latency, L->now > r->t_ns ? L->now - r->t_ns : 0);
+    if (r->type == FRAME_ECHO)
+        res->payload_bytes += r->size;
+    res->last_done_ns = L->now;
+}
+
 static void count_error_frame(struct bench_loop *L, const struct conn *c)
 {
     unsigned code = c->code;
@@ -533,16 +547,8 @@ static bool conn_complete_head(struct bench_loop *L, struct conn *c)
         c->reply_got = 0;
         return true;
     }
-    if (ok) {
-        res->ok_total++;
-        if (r->measured) {
-            res->ok++;
-            hist_record(&res->latency, L->now > r->t_ns ? L->now - r->t_ns : 0);
-            if (r->type == FRAME_ECHO)
-                res->payload_bytes += r->size;
-            res->last_done_ns = L->now;
-        }
-    }
+    if (ok)
+        record_success(L, r);
     c->head = (c->head + 1) % L->cfg->pipeline;
     c->count--;
     c->written--;
@@ -555,16 +561,7 @@ static bool conn_complete_head(struct bench_loop *L, struct conn *c)
 /* Oneshot EOF after a correct reply: the success, timed to the close. */
 static void oneshot_success(struct bench_loop *L, struct conn *c)
 {
-    struct bench_result *res = L->res;
-    struct req *r = &c->ring[c->head];
-    res->ok_total++;
-    if (r->measured) {
-        res->ok++;
-        hist_record(&res->latency, L->now > r->t_ns ? L->now - r->t_ns : 0);
-        if (r->type == FRAME_ECHO)
-            res->payload_bytes += r->size;
-        res->last_done_ns = L->now;
-    }
+    record_success(L, &c->ring[c->head]);
 }
 
 static void error_code_digits(struct conn *c, const uint8_t *p, size_t n)

@@ -212,12 +212,9 @@ static void parse_options(int argc, char **argv, struct bench_config *cfg, struc
     bool idle = false;
     int c;
     while ((c = getopt_long(argc, argv, "H:p:U:46t:c:P:s:d:n:w:R:T:h", longopts, NULL)) != -1) {
+        if (args_target_option(c, optarg, &cli->target))
+            continue;
         switch (c) {
-        case 'H': cli->target.host = optarg; break;
-        case 'p': cli->target.port = optarg; break;
-        case 'U': cli->target.unix_path = optarg; break;
-        case '4': cli->target.family = AF_INET; break;
-        case '6': cli->target.family = AF_INET6; break;
         case 't':
             cfg->threads = (unsigned)parse_u64_or_die("-t: %s", optarg, NULL, 1, MAX_THREADS);
             break;

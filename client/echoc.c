@@ -581,12 +581,9 @@ static void parse_options(int argc, char **argv, struct options *o)
     int c;
     /* "+": options end at the command, so DATA may start with '-'. */
     while ((c = getopt_long(argc, argv, "+H:p:U:46t:h", longopts, NULL)) != -1) {
+        if (args_target_option(c, optarg, &o->target))
+            continue;
         switch (c) {
-        case 'H': o->target.host = optarg; break;
-        case 'p': o->target.port = optarg; break;
-        case 'U': o->target.unix_path = optarg; break;
-        case '4': o->target.family = AF_INET; break;
-        case '6': o->target.family = AF_INET6; break;
         case 't':
             if (args_parse_seconds(optarg, 0.001, MAX_TIMEOUT_S, &o->timeout_s, err,
                                    sizeof(err)) < 0)
