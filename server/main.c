@@ -112,8 +112,9 @@ static void update_status(struct server *s)
 {
     char where[512];
     listener_describe(s->listener, where, sizeof(where));
-    notify_status("%u connections; %u workers; listening on %s",
-                  atomic_load(&s->conns_global), s->nworkers, where);
+    unsigned conns = atomic_load(&s->conns_global);
+    notify_status("%u connection%s; %u worker%s; listening on %s", conns, conns == 1 ? "" : "s",
+                  s->nworkers, s->nworkers == 1 ? "" : "s", where);
 }
 
 static void reload(struct server *s)

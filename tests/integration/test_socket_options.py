@@ -17,15 +17,19 @@ libc = ctypes.CDLL(None, use_errno=True)
 
 def server_socket(pid, client):
     """A duplicate of echod's descriptor for the other end of client."""
-    peer_port = client.sock.getsockname()[1]
+    client_port = client.sock.getsockname()[1]
+    server_port = client.sock.getpeername()[1]
     want = None
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as f:
             next(f)
             for line in f:
+                # sl local_address rem_address st ... inode
                 fields = line.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
                 remote_port = int(fields[2].rsplit(":", 1)[1], 16)
-                if remote_port == peer_port:
+                established = fields[3] == "01"
+                if established and (local_port, remote_port) == (server_port, client_port):
                     want = f"socket:[{fields[9]}]"
     assert want is not None, "the connection is not in /proc/net/tcp"
     for name in os.listdir(f"/proc/{pid}/fd"):

@@ -265,7 +265,7 @@ def test_status_refreshes_by_itself(echod_factory, notify):
     c.ping()
     # The periodic refresh (every few seconds) picks up the new connection.
     deadline = time.monotonic() + bound(15)
-    while not re.search(r"\b1 connection", notify.wait_for("STATUS", timeout=bound(15))["STATUS"]):
+    while not re.search(r"\b1 connection;", notify.wait_for("STATUS", timeout=bound(15))["STATUS"]):
         assert time.monotonic() < deadline, [m for _, m in notify.messages]
     c.send(frame("P"))
     assert c.read_frame() == ("P", b"")
