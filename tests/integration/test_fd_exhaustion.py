@@ -16,6 +16,19 @@ def open_fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def settled_fds(pid):
+    """echod's descriptor count once the start-up probe connections are gone."""
+    deadline = time.monotonic() + bound(5)
+    last = open_fds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = open_fds(pid)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
 def cpu_seconds(pid):
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -29,7 +42,7 @@ def set_soft_limit(pid, soft):
 
 def test_accept_pauses_on_emfile_and_recovers(echod_factory):
     e = echod_factory(workers=1, max_connections=1000, idle_timeout=0)
-    set_soft_limit(e.pid, open_fds(e.pid) + HEADROOM)
+    set_soft_limit(e.pid, settled_fds(e.pid) + HEADROOM)
 
     # More clients than descriptors: the first HEADROOM are served at once,
     # the rest wait in the listen backlog while accept fails.
@@ -42,7 +55,11 @@ def test_accept_pauses_on_emfile_and_recovers(echod_factory):
     before = cpu_seconds(e.pid)
     time.sleep(1.0)
     assert cpu_seconds(e.pid) - before < 0.5, "echod busy-loops while out of descriptors"
-    assert e.log().count("pausing accepts") == 1, "starvation is logged once per episode"
+    # Retries every 100 ms stay quiet: one line per episode. (A descriptor
+    # echod still held when the limit was set can end an episode early, so
+    # there may be more than one, each closed by a recovery line.)
+    log = e.log()
+    assert log.count("pausing accepts") == log.count("accepting connections again") + 1, log
 
     # Descriptors come back: every waiting client is served, none was lost.
     for c in clients[:HEADROOM]:
@@ -65,7 +82,7 @@ def test_connections_over_the_limit_are_not_reset(echod_factory):
     """A client stuck behind the exhaustion gets its answer, not a reset,
     once the server can accept it."""
     e = echod_factory(workers=1, idle_timeout=0)
-    set_soft_limit(e.pid, open_fds(e.pid) + 1)
+    set_soft_limit(e.pid, settled_fds(e.pid) + 1)
     holder = Client.connect(e.addr)
     holder.ping()
     waiting = Client.connect(e.addr)
