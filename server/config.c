@@ -31,6 +31,7 @@
 
 #include "common/frame.h"
 #include "common/net.h"
+#include "server/proto.h"
 
 /* The built-in listen address: loopback, so a default start exposes nothing. */
 #define DEFAULT_LISTEN "127.0.0.1:7007"
@@ -469,8 +470,20 @@ static int read_listen(struct config *c, const struct key *k, const config_setti
             goto fail;
         }
         const char *text = config_setting_get_string(e);
+        enum proto_kind kind;
+        const char *address;
+        if (proto_parse_listen(text, &kind, &address) < 0) {
+            set_err(ctx, eline, "%s[%d]: unknown protocol in \"%s\" (framed://, raw:// or http://)",
+                    k->name, i, text);
+            goto fail;
+        }
+        if (proto_ops_of(kind) == NULL) {
+            set_err(ctx, eline, "%s[%d]: protocol %s is not served by this build", k->name, i,
+                    proto_name(kind));
+            goto fail;
+        }
         char why[128];
-        if (net_addr_parse(text, &addrs[i], why, sizeof(why)) < 0) {
+        if (net_addr_parse(address, &addrs[i], why, sizeof(why)) < 0) {
             set_err(ctx, eline, "%s[%d]: bad address \"%s\": %s", k->name, i, text, why);
             goto fail;
         }

@@ -1,13 +1,15 @@
-/* conn.c - one client connection: reading frames, answering them in order,
- * and closing the way the protocol asks.
+/* conn.c - one connection's transport: reading, writing, splicing, timers,
+ * backpressure and closing, the same for every protocol (proto.h).
  *
- * Data flows one way: recv() into the input buffer -> frame decoder -> replies
- * into the output buffer (ECHO payload bytes are the reply, so they are copied
- * once, or sent straight from the input buffer when nothing is queued ahead
- * of them) -> send(). When the output buffer has no room the decoder stops,
- * the input buffer fills, and reading stops: that is the backpressure, and it
- * is why a connection never holds more than its two buffers whatever the
- * frame sizes.
+ * Data flows one way: recv() into the input buffer -> the protocol's
+ * on_input decodes it and queues replies into the output buffer (bytes that
+ * are their own reply, such as echoed payloads, are copied once, or sent
+ * straight from the input buffer when nothing is queued ahead of them) ->
+ * send(). When the output buffer has no room the protocol stops decoding, the
+ * input buffer fills, and reading stops: that is the backpressure, and it is
+ * why a connection never holds more than its two buffers whatever the
+ * request sizes. Long runs of verbatim bytes skip user space altogether:
+ * socket -> pipe -> socket with splice(2).
  *
  * Closing: replies first, then shutdown(SHUT_WR); if the peer has not sent its
  * EOF yet we keep reading and discarding for a bounded time (a lingering
@@ -18,8 +20,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,53 +29,50 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "common/net.h"
 #include "server/worker.h"
 
 /* A connection's struct is all an idle connection costs; keep it small. */
 _Static_assert(sizeof(struct conn) <= 128, "struct conn over its size budget");
 
-/* Room kept free in the output buffer before decoding the next event, so any
- * reply but STATS (PING, ECHO header, error frames) always fits. */
-#define REPLY_RESERVE 256
-/* An ECHO payload chunk at least this large is sent straight from the input
- * buffer when no earlier reply is waiting, instead of being copied. */
+/* A chunk of echoed bytes at least this large is sent straight from the
+ * input buffer when no earlier reply is waiting, instead of being copied. */
 #define PASSTHROUGH_MIN 4096
 /* Read/decode/send rounds per turn before yielding to other connections. */
 #define CONN_TURN_ROUNDS 16
-/* An ECHO payload with at least this much still to come, and nothing
- * buffered ahead of it, streams socket -> pipe -> socket with splice(2):
- * its bytes never enter user space. Smaller ones are cheaper to copy. */
+/* A verbatim run (splice_len) at least this long, with nothing buffered
+ * ahead of it, streams socket -> pipe -> socket with splice(2): its bytes
+ * never enter user space. Shorter ones are cheaper to copy. Once streaming,
+ * the run goes on through the pipe to its end. */
 #define SPLICE_MIN (64 * 1024)
 /* Reads of discarded input per turn while lingering. */
 #define LINGER_READS_PER_TURN 16
-/* Longest error frame payload we build. */
-#define ERROR_TEXT_MAX 128
 
 static void conn_close(struct conn *c, const char *reason);
 
-static struct buf *out_buf(struct conn *c)
+/* ---- output, for the protocols ------------------------------------------ */
+
+struct buf *conn_out_buf(struct conn *c)
 {
-    if (c->out == NULL)
+    if (c->out == NULL) {
         c->out = buf_pool_get(&c->w->out_pool);
+        if (c->out == NULL)
+            conn_abort(c, "out of memory");
+    }
     return c->out;
 }
 
-static size_t out_room(struct conn *c)
+size_t conn_out_room(const struct conn *c)
 {
     if (c->out == NULL)
         return c->w->out_pool.cap;
     return c->out->cap - buf_len(c->out);
 }
 
-/* Append bytes to the output; the caller made sure they fit. */
-static bool out_put(struct conn *c, const void *p, size_t n)
+bool conn_out_put(struct conn *c, const void *p, size_t n)
 {
-    struct buf *b = out_buf(c);
-    if (b == NULL) {
-        conn_abort(c, "out of memory");
+    struct buf *b = conn_out_buf(c);
+    if (b == NULL)
         return false;
-    }
     if (buf_append(b, p, n) < 0) {
         conn_abort(c, "output overflow");
         return false;
@@ -83,68 +80,8 @@ static bool out_put(struct conn *c, const void *p, size_t n)
     return true;
 }
 
-static bool out_header(struct conn *c, uint8_t type, uint32_t length)
+size_t conn_echo(struct conn *c, const uint8_t *p, size_t n)
 {
-    uint8_t h[FRAME_HEADER_SIZE];
-    frame_header_encode(h, type, length);
-    return out_put(c, h, sizeof(h));
-}
-
-/* Queue an error frame and stop taking requests (unless keep_open). */
-static void send_error(struct conn *c, bool keep_open, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void send_error(struct conn *c, bool keep_open, const char *fmt, ...)
-{
-    char text[ERROR_TEXT_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        n = 0;
-    if ((size_t)n >= sizeof(text))
-        n = sizeof(text) - 1;
-    stats_add(&c->w->stats->errors_total, 1);
-    log_debug("fd %d: %s", c->fd, text);
-    if (out_room(c) >= FRAME_HEADER_SIZE + (size_t)n) {
-        if (!out_header(c, FRAME_ERROR, (uint32_t)n) || !out_put(c, text, (size_t)n))
-            return;
-    }
-    if (!keep_open) {
-        c->state = CONN_FINISHING;
-        c->linger = true;   /* the peer may be sending more: do not answer with an RST */
-    }
-}
-
-/* Send what the output buffer holds. Returns true if any byte went out. */
-static bool flush_out(struct conn *c)
-{
-    if (c->out == NULL || buf_len(c->out) == 0 || !c->writable)
-        return false;
-    ssize_t n = send(c->fd, buf_head(c->out), buf_len(c->out), MSG_NOSIGNAL);
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            c->writable = false;
-        else if (errno != EINTR)
-            conn_abort(c, strerror(errno));
-        return false;
-    }
-    stats_add(&c->w->stats->bytes_out, (uint64_t)n);
-    if ((size_t)n < buf_len(c->out))
-        c->writable = false;   /* a short write means the socket buffer is full */
-    buf_consume(c->out, (size_t)n);
-    return n > 0;
-}
-
-/* Take ECHO payload bytes: they are the reply. Returns how many were taken;
- * fewer than n means the output is full for now. */
-static size_t echo_payload(struct conn *c, const uint8_t *p, size_t n)
-{
-    if (!c->reply_started) {
-        if (!out_header(c, FRAME_ECHO, c->dec.length))
-            return n;
-        c->reply_started = true;
-    }
     size_t taken = 0;
     if (n >= PASSTHROUGH_MIN && c->writable) {
         /* Send queued bytes and this chunk in one writev, straight from the
@@ -173,109 +110,95 @@ static size_t echo_payload(struct conn *c, const uint8_t *p, size_t n)
             c->writable = false;
     }
     size_t copy = n - taken;
-    size_t room = out_room(c);
+    size_t room = conn_out_room(c);
     if (copy > room)
         copy = room;
-    if (copy > 0 && !out_put(c, p + taken, copy))
+    if (copy > 0 && !conn_out_put(c, p + taken, copy))
         return n;
     return taken + copy;
 }
 
-static void answer_stats(struct conn *c)
+void conn_request_done(struct conn *c, uint32_t n)
 {
-    struct worker *w = c->w;
-    size_t max = stats_json_max(w->all_stats->nworkers);
-    if (out_room(c) < FRAME_HEADER_SIZE + max) {
-        c->stats_pending = true;
-        return;
-    }
-    struct buf *b = out_buf(c);
-    if (b == NULL) {
-        conn_abort(c, "out of memory");
-        return;
-    }
-    c->stats_pending = false;
-    buf_compact(b);
-    size_t len = stats_render_json(w->all_stats, w->now_ms, (char *)buf_tail(b) + FRAME_HEADER_SIZE,
-                                   buf_space(b) - FRAME_HEADER_SIZE);
-    if (len == 0) {     /* cannot happen while STATS_JSON_MAX holds */
-        conn_abort(c, "STATS reply did not fit");
-        return;
-    }
-    frame_header_encode(buf_tail(b), FRAME_STATS, (uint32_t)len);
-    buf_produce(b, FRAME_HEADER_SIZE + len);
+    c->req_seq = (uint8_t)(c->req_seq + n);
+    c->drain_finish = false;
+    stats_add(&c->w->stats->requests_total, n);
+    stats_add(&c->w->stats->requests_by_proto[c->ops->kind], n);
 }
 
-/* A frame is complete: queue its reply. */
-static void frame_done(struct conn *c, uint8_t type)
+void conn_count_error(struct conn *c)
 {
-    c->frame_seq++;
-    c->drain_wait_frame = false;
-    stats_add(&c->w->stats->requests_total, 1);
-    switch (type) {
-    case FRAME_ECHO:
-        if (!c->reply_started)
-            out_header(c, FRAME_ECHO, 0);
-        c->reply_started = false;
-        break;
-    case FRAME_PING:
-        out_header(c, FRAME_PING, 0);
-        break;
-    case FRAME_STATS:
-        answer_stats(c);
-        break;
-    default:
-        send_error(c, true, "400 unknown frame type 0x%02x", type);
-        break;
-    }
+    stats_add(&c->w->stats->errors_total, 1);
 }
 
-/* The peer's EOF with all its bytes decoded: end the last request. */
-static void input_ended(struct conn *c)
+void conn_stop_input(struct conn *c, bool linger)
 {
-    if (frame_decoder_in_frame(&c->dec)) {
-        bool echo_streaming = c->dec.state != FRAME_DEC_HEADER && c->dec.type == FRAME_ECHO &&
-                              c->reply_started;
-        if (c->dec.state == FRAME_DEC_OPEN) {
-            /* The open-length ECHO ends here, as it should. */
-            stats_add(&c->w->stats->requests_total, 1);
-        } else if (!echo_streaming) {
-            uint64_t got, want;
-            frame_decoder_truncation(&c->dec, &got, &want);
-            send_error(c, false, "400 truncated frame: got %" PRIu64 " of %" PRIu64 " bytes",
-                       got, want);
-        }
-        /* else: the reply is cut short like the request; closing says so. */
-    }
+    if (c->state != CONN_OPEN)
+        return;
     c->state = CONN_FINISHING;
+    c->linger = linger;
+}
+
+uint64_t conn_now_ms(const struct conn *c)
+{
+    return c->w->now_ms;
+}
+
+void conn_hold(struct conn *c, uint64_t due_ms)
+{
+    timer_entry_unlink(&c->timer);
+    c->timer_kind = TIMER_HOLD;
+    c->held = true;
+    timer_list_insert_due(&c->w->timers[TIMER_HOLD], &c->timer, due_ms);
+}
+
+/* ---- the socket ---------------------------------------------------------- */
+
+/* Send what the output buffer holds. Returns true if any byte went out. */
+static bool flush_out(struct conn *c)
+{
+    if (c->out == NULL || buf_len(c->out) == 0 || !c->writable)
+        return false;
+    ssize_t n = send(c->fd, buf_head(c->out), buf_len(c->out), MSG_NOSIGNAL);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            c->writable = false;
+        else if (errno != EINTR)
+            conn_abort(c, strerror(errno));
+        return false;
+    }
+    stats_add(&c->w->stats->bytes_out, (uint64_t)n);
+    if ((size_t)n < buf_len(c->out))
+        c->writable = false;   /* a short write means the socket buffer is full */
+    buf_consume(c->out, (size_t)n);
+    return n > 0;
 }
 
 static bool can_read(const struct conn *c)
 {
-    return c->state == CONN_OPEN && c->readable && !c->peer_eof &&
-           (!c->draining || c->drain_wait_frame);
+    return c->state == CONN_OPEN && c->readable && !c->peer_eof && !c->held &&
+           (!c->draining || c->drain_finish);
 }
 
-/* A large ECHO payload is streaming: its rest should go through a pipe. */
-static bool splice_wanted(const struct conn *c)
+/* Bytes the protocol wants spliced, when nothing is buffered ahead of them. */
+static uint64_t splice_wanted(const struct conn *c)
 {
-    if (c->state != CONN_OPEN || c->peer_eof || c->dec.type != FRAME_ECHO || !c->reply_started)
-        return false;
-    return c->dec.state == FRAME_DEC_OPEN ||
-           (c->dec.state == FRAME_DEC_PAYLOAD && frame_decoder_remaining(&c->dec) >= SPLICE_MIN);
+    if (c->state != CONN_OPEN || c->peer_eof || c->ops->splice_len == NULL)
+        return 0;
+    return c->ops->splice_len(c);
 }
 
-/* ... and can: nothing is buffered ahead of it. */
 static bool splice_eligible(const struct conn *c)
 {
     if ((c->in != NULL && buf_len(c->in) > 0) || (c->out != NULL && buf_len(c->out) > 0))
         return false;
-    return splice_wanted(c);
+    return splice_wanted(c) >= SPLICE_MIN;
 }
 
-/* One step of zero-copy ECHO streaming: pipe -> socket, then socket -> pipe.
- * The pipe goes back to the pool once it is empty and the payload is over
- * (or the peer's EOF cut it short). Returns true on progress. */
+/* One step of zero-copy streaming: pipe -> socket, then socket -> pipe.
+ * The pipe goes back to the pool once it is empty and the protocol wants no
+ * more spliced (or the peer's EOF cut the stream short). Returns true on
+ * progress. */
 static bool splice_step(struct conn *c)
 {
     struct splice_pipe *p = c->pipe;
@@ -297,15 +220,18 @@ static bool splice_step(struct conn *c)
             return false;
         }
     }
-    size_t want = p->cap - p->bytes;
-    if (c->dec.state == FRAME_DEC_PAYLOAD && want > frame_decoder_remaining(&c->dec))
-        want = frame_decoder_remaining(&c->dec);
+    uint64_t want = p->cap - p->bytes;
+    uint64_t wanted = splice_wanted(c);
+    if (want > wanted)
+        want = wanted;
     if (want > 0 && can_read(c)) {
-        ssize_t n = splice(c->fd, NULL, p->wfd, NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        ssize_t n = splice(c->fd, NULL, p->wfd, NULL, (size_t)want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0) {
             p->bytes += (uint32_t)n;
-            frame_decoder_skip(&c->dec, (size_t)n);
             stats_add(&c->w->stats->bytes_in, (uint64_t)n);
+            if (c->ops->received != NULL)
+                c->ops->received(c, (size_t)n);
+            c->ops->spliced(c, (size_t)n);
             progress = true;
         } else if (n == 0) {
             c->peer_eof = true;
@@ -318,122 +244,12 @@ static bool splice_step(struct conn *c)
             return false;
         }
     }
-    bool streaming = c->dec.state == FRAME_DEC_OPEN || frame_decoder_remaining(&c->dec) > 0;
-    if (p->bytes == 0 && (!streaming || c->peer_eof || c->state != CONN_OPEN)) {
+    bool stream_over = splice_wanted(c) == 0 || c->peer_eof || c->state != CONN_OPEN ||
+                       (c->draining && !c->drain_finish);
+    if (p->bytes == 0 && stream_over) {
         pipe_pool_put(&c->w->pipes, p);
         c->pipe = NULL;
         progress = true;
-    }
-    return progress;
-}
-
-/* Fast path for pipelined ECHO: a run of whole ECHO frames at a frame
- * boundary is copied to the output in one piece, skipping the per-event
- * decoding. Returns true if it took anything. */
-static bool echo_run(struct conn *c)
-{
-    if (c->in == NULL || c->dec.state != FRAME_DEC_HEADER || c->dec.header_have != 0)
-        return false;
-    uint32_t frames;
-    size_t len = frame_echo_run(buf_head(c->in), buf_len(c->in), out_room(c),
-                                c->dec.max_frame_size, &frames);
-    if (frames == 0)
-        return false;
-    if (!out_put(c, buf_head(c->in), len))
-        return true;    /* aborted: the caller sees the closed state */
-    buf_consume(c->in, len);
-    c->frame_seq = (uint8_t)(c->frame_seq + frames);
-    c->drain_wait_frame = false;
-    stats_add(&c->w->stats->requests_total, frames);
-    return true;
-}
-
-/* Decode what the input holds and queue replies. Returns true on progress. */
-static bool process_input(struct conn *c)
-{
-    bool progress = false;
-    while (c->state == CONN_OPEN) {
-        if (c->stats_pending) {
-            answer_stats(c);
-            if (c->stats_pending)
-                break;
-        }
-        if (out_room(c) < REPLY_RESERVE)
-            break;
-        if (echo_run(c)) {
-            progress = true;
-            continue;
-        }
-        size_t avail = c->in ? buf_len(c->in) : 0;
-        const uint8_t *data = c->in ? buf_head(c->in) : NULL;
-        struct frame_event ev;
-        size_t used = frame_decode(&c->dec, data, avail, &ev);
-        size_t consumed = used;
-        switch (ev.kind) {
-        case FRAME_EV_NONE:
-            break;
-        case FRAME_EV_HEADER:
-            if (ev.length == FRAME_OPEN_LENGTH) {
-                /* Open length: the reply header goes out at once. */
-                out_header(c, FRAME_ECHO, FRAME_OPEN_LENGTH);
-                c->reply_started = true;
-            }
-            break;
-        case FRAME_EV_PAYLOAD:
-            if (ev.type == FRAME_ECHO) {
-                consumed = echo_payload(c, ev.data, ev.size);
-                if (consumed < ev.size)
-                    frame_decoder_unread(&c->dec, ev.size - consumed);
-            }
-            break;
-        case FRAME_EV_END:
-            frame_done(c, ev.type);
-            break;
-        case FRAME_EV_TOO_LARGE:
-            send_error(c, false, "413 frame too large: %" PRIu32 " bytes, max_frame_size is %" PRIu32,
-                       ev.length, c->dec.max_frame_size);
-            break;
-        case FRAME_EV_OPEN_NOT_ECHO:
-            send_error(c, false, "400 open length is only allowed on ECHO");
-            break;
-        }
-        /* A failed send or allocation above closed the connection and
-         * returned its buffers: nothing left to consume. */
-        if (c->state == CONN_CLOSED)
-            return true;
-        if (consumed > 0) {
-            buf_consume(c->in, consumed);
-            progress = true;
-        }
-        if (ev.kind == FRAME_EV_END || ev.kind == FRAME_EV_HEADER)
-            progress = true;
-        if (ev.kind == FRAME_EV_PAYLOAD && consumed < ev.size)
-            break;          /* output full: wait for it to drain */
-        if (ev.kind != FRAME_EV_NONE)
-            continue;
-
-        /* All input decoded. */
-        if (c->peer_eof) {
-            input_ended(c);
-        } else if (c->draining && !c->drain_wait_frame) {
-            /* Shutting down, and the frames read are answered. A frame begun
-             * after them gets a 503, unless it is an ECHO whose reply already
-             * streams: then the reply is cut short, as at EOF, since an error
-             * frame would be read as its payload. */
-            bool streaming = c->dec.type == FRAME_ECHO && c->reply_started;
-            if (frame_decoder_in_frame(&c->dec) && !streaming) {
-                send_error(c, false, "503 server shutting down");
-            } else {
-                c->state = CONN_FINISHING;
-                c->linger = frame_decoder_in_frame(&c->dec);
-            }
-        }
-        break;
-    }
-    if (c->state != CONN_OPEN && c->in != NULL) {
-        /* Nothing more will be decoded: unread input is dropped. */
-        buf_pool_put(&c->w->in_pool, c->in);
-        c->in = NULL;
     }
     return progress;
 }
@@ -457,6 +273,8 @@ static bool read_input(struct conn *c)
     if (n > 0) {
         buf_produce(c->in, (size_t)n);
         stats_add(&c->w->stats->bytes_in, (uint64_t)n);
+        if (c->ops->received != NULL)
+            c->ops->received(c, (size_t)n);
         /* Edge-triggered: a short read drained the socket; the next
          * arrival brings a new event. Not so for a FIN that came with the
          * data: no event will follow it, so read on until recv() says 0. */
@@ -477,6 +295,19 @@ static bool read_input(struct conn *c)
         return true;
     conn_abort(c, strerror(errno));
     return false;
+}
+
+/* Let the protocol decode; unread input is dropped once it takes no more. */
+static bool process_input(struct conn *c)
+{
+    bool progress = c->ops->on_input(c);
+    if (c->state == CONN_CLOSED)
+        return true;
+    if (c->state != CONN_OPEN && c->in != NULL) {
+        buf_pool_put(&c->w->in_pool, c->in);
+        c->in = NULL;
+    }
+    return progress;
 }
 
 /* Lingering close: read and drop what the peer still sends. */
@@ -521,29 +352,28 @@ static void finish(struct conn *c)
     linger_discard(c);
 }
 
-
-/* Choose the timer that applies now (see protocol: idle/read/write). */
+/* Choose the timer that applies now (see protocol.md: idle/read/write). */
 static void update_timer(struct conn *c, bool progress)
 {
-    if (c->state == CONN_CLOSED || c->state == CONN_LINGER)
+    if (c->state == CONN_CLOSED || c->state == CONN_LINGER || c->held)
         return;
     enum timer_kind kind;
     bool pending = (c->out != NULL && buf_len(c->out) > 0) || (c->pipe != NULL && c->pipe->bytes > 0);
     if (pending && !c->writable)
         kind = TIMER_WRITE;
-    else if (frame_decoder_in_frame(&c->dec))
+    else if (c->state == CONN_OPEN && c->ops->in_request(c))
         kind = TIMER_READ;
     else
         kind = TIMER_IDLE;
 
     bool restart = kind != c->timer_kind ||
-                   (kind == TIMER_READ && c->timer_seq != c->frame_seq) ||
+                   (kind == TIMER_READ && c->timer_seq != c->req_seq) ||
                    (kind != TIMER_READ && progress && c->timer.since_ms != c->w->now_ms);
     if (!restart)
         return;
     timer_entry_unlink(&c->timer);
     c->timer_kind = (uint8_t)kind;
-    c->timer_seq = c->frame_seq;
+    c->timer_seq = c->req_seq;
     timer_list_append(&c->w->timers[kind], &c->timer, c->w->now_ms);
 }
 
@@ -581,7 +411,7 @@ void conn_run(struct conn *c)
                 break;
             continue;
         }
-        if (c->state == CONN_OPEN)
+        if (c->state == CONN_OPEN && !c->held)
             progress |= process_input(c);
         progress |= flush_out(c);
         if (c->state == CONN_CLOSED)
@@ -594,9 +424,9 @@ void conn_run(struct conn *c)
                 break;
             continue;
         }
-        /* While a large ECHO waits to switch to splice, leave its bytes in
-         * the socket rather than copying them in. */
-        if (can_read(c) && !(c->pipe_ok && splice_wanted(c))) {
+        /* While a long verbatim run waits to switch to splice, leave its
+         * bytes in the socket rather than copying them in. */
+        if (can_read(c) && !(c->pipe_ok && splice_wanted(c) >= SPLICE_MIN)) {
             progress |= read_input(c);
             any |= progress;
         }
@@ -627,23 +457,18 @@ void conn_on_timeout(struct conn *c)
     switch (c->timer_kind) {
     case TIMER_IDLE:
         log_debug("fd %d: idle timeout", c->fd);
-        c->state = CONN_FINISHING;
+        conn_stop_input(c, false);
         break;
     case TIMER_READ:
-        if (c->dec.type == FRAME_ECHO && c->reply_started) {
-            /* Part of this ECHO's reply is out: an error frame now would be
-             * read as its payload. Cut it short and close, as at EOF. */
-            stats_add(&c->w->stats->errors_total, 1);
-            c->state = CONN_FINISHING;
-            c->linger = true;
-        } else {
-            send_error(c, false, "408 read timeout: frame not completed within read_timeout");
-        }
+        c->ops->on_read_timeout(c);
         break;
     case TIMER_WRITE:
-        stats_add(&c->w->stats->errors_total, 1);
+        conn_count_error(c);
         conn_abort(c, "write timeout");
         return;
+    case TIMER_HOLD:
+        c->held = false;
+        break;
     default:
         conn_close(c, "linger time over");
         return;
@@ -656,14 +481,14 @@ void conn_on_timeout(struct conn *c)
 
 void conn_drain(struct conn *c)
 {
-    if (c->state != CONN_OPEN)
+    if (c->state != CONN_OPEN || c->draining)
         return;
     c->draining = true;
-    c->drain_wait_frame = frame_decoder_in_frame(&c->dec);
+    c->drain_finish = c->ops->in_request(c);
     worker_schedule(c->w, c);
 }
 
-struct conn *conn_open(struct worker *w, int fd, bool reject)
+struct conn *conn_open(struct worker *w, int fd, const struct proto_ops *ops, bool reject)
 {
     struct conn *c = calloc(1, sizeof(*c));
     if (c == NULL) {
@@ -672,13 +497,14 @@ struct conn *conn_open(struct worker *w, int fd, bool reject)
     }
     c->w = w;
     c->fd = fd;
+    c->ops = ops;
     c->state = CONN_OPEN;
     /* Writable until a send says otherwise; readable when epoll says so
      * (adding an fd that already has input reports it at once). */
     c->writable = true;
     c->pipe_ok = true;
     c->rejecting = reject;
-    frame_decoder_init(&c->dec, w->cfg->max_frame_size);
+    ops->open(c);
     w->nconns++;
     if (!reject) {
         stats_add(&w->stats->connections_current, 1);
@@ -694,12 +520,10 @@ struct conn *conn_open(struct worker *w, int fd, bool reject)
         conn_close(c, "epoll_ctl failed");
         return NULL;
     }
-    if (reject) {
-        send_error(c, false, "503 too many connections: max_connections is %" PRIu32,
-                   w->cfg->max_connections);
-    } else if (w->draining) {
-        send_error(c, false, "503 server shutting down");
-    }
+    if (reject)
+        ops->reject(c, PROTO_REJECT_LIMIT);
+    else if (w->draining)
+        ops->reject(c, PROTO_REJECT_DRAINING);
     conn_run(c);
     return c;
 }
@@ -720,6 +544,7 @@ static void conn_close(struct conn *c, const char *reason)
     log_debug("fd %d: close (%s)", c->fd, reason);
     timer_entry_unlink(&c->timer);
     c->timer_kind = TIMER_NONE;
+    c->ops->close(c);
     buf_pool_put(&w->in_pool, c->in);
     buf_pool_put(&w->out_pool, c->out);
     pipe_pool_put(&w->pipes, c->pipe);

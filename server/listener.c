@@ -7,6 +7,9 @@
  * the answer is not lost to an RST); if even that cannot be queued, the
  * listener sends the 503 itself.
  *
+ * Each socket speaks one protocol (framed, raw or http: the `listen` scheme,
+ * or the systemd socket's name); the hand-off carries it to the worker.
+ *
  * Out of descriptors (EMFILE/ENFILE) the pending connection cannot be
  * accepted, and a level-triggered listening socket would wake us forever: the
  * sockets leave the epoll set for ACCEPT_PAUSE_MS, as nginx does, and come
@@ -27,9 +30,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "common/frame.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "server/proto.h"
 
 /* Most listening sockets (the `listen` list, or inherited ones). */
 #define LISTENER_MAX CONFIG_LISTEN_MAX
@@ -42,7 +45,8 @@
 
 struct listen_socket {
     int fd;
-    char name[128];         /* the address as configured or as inherited */
+    uint8_t proto;          /* enum proto_kind */
+    char name[128];         /* the address (no scheme) as configured or as inherited */
     char unix_path[108];    /* a socket file we created and remove at close */
     bool inherited;
 };
@@ -136,6 +140,14 @@ int listener_add_inherited(struct listener *l, int fd, const char *name)
     memset(s, 0, sizeof(*s));
     s->fd = fd;
     s->inherited = true;
+    enum proto_kind kind;
+    bool named = proto_from_fdname(name, &kind);
+    if (proto_ops_of(kind) == NULL) {
+        log_error("inherited socket %s: protocol %s is not served by this build", name,
+                  proto_name(kind));
+        return -1;
+    }
+    s->proto = (uint8_t)kind;
     struct net_addr a = {.len = sizeof(a.ss)};
     if (getsockname(fd, (struct sockaddr *)&a.ss, &a.len) == 0) {
         a.family = a.ss.ss_family;
@@ -149,26 +161,41 @@ int listener_add_inherited(struct listener *l, int fd, const char *name)
     }
     l->nsocks++;
     l->inherited = true;
-    log_info("listening on %s (inherited from systemd%s%s)", s->name, name ? ", " : "",
-             name ? name : "");
+    /* A name that is no protocol (systemd's default is the unit's name) means
+     * framed, and the log says so. */
+    log_info("listening on %s (inherited from systemd%s%s; %s%s)", s->name, name ? ", " : "",
+             name ? name : "", proto_name(kind), named ? "" : " by default");
     return 0;
 }
 
+/* The protocol and address of a `listen` entry (checked by config.c). */
+static void split_entry(const char *entry, enum proto_kind *kind, const char **address)
+{
+    if (proto_parse_listen(entry, kind, address) < 0) {
+        *kind = PROTO_FRAMED;
+        *address = entry;
+    }
+}
+
 /* Open one configured address into s. Returns 0 or -1 (logged). */
-static int open_socket(struct listen_socket *s, const char *text, int backlog)
+static int open_socket(struct listen_socket *s, const char *entry, int backlog)
 {
     struct net_addr a;
     char err[128];
+    enum proto_kind kind;
+    const char *text;
+    split_entry(entry, &kind, &text);
     memset(s, 0, sizeof(*s));
     s->fd = -1;
+    s->proto = (uint8_t)kind;
     snprintf(s->name, sizeof(s->name), "%s", text);
     if (net_addr_parse(text, &a, err, sizeof(err)) < 0) {
-        log_error("listen %s: %s", text, err);
+        log_error("listen %s: %s", entry, err);
         return -1;
     }
     int fd = net_listen(&a, backlog);
     if (fd < 0) {
-        log_error("listen %s: %s", text, strerror(-fd));
+        log_error("listen %s: %s", entry, strerror(-fd));
         return -1;
     }
     s->fd = fd;
@@ -200,10 +227,19 @@ static int apply_addresses(struct listener *l, struct config *cfg)
     bool kept[LISTENER_MAX] = {false};
     unsigned n = 0;
     for (size_t i = 0; i < cfg->nlisten; i++, n++) {
-        struct listen_socket *old = find_socket(l, cfg->listen[i]);
+        enum proto_kind kind;
+        const char *address;
+        split_entry(cfg->listen[i], &kind, &address);
+        struct listen_socket *old = find_socket(l, address);
         if (old != NULL) {
             next[n] = *old;
             kept[old - l->socks] = true;
+            if (old->proto != kind) {
+                /* Same socket, new protocol: for connections from now on. */
+                log_info("listening on %s (%s, was %s)", old->name, proto_name(kind),
+                         proto_name((enum proto_kind)old->proto));
+                next[n].proto = (uint8_t)kind;
+            }
             /* Linux takes a new backlog on a listening socket as is. */
             if (listen(old->fd, cfg->backlog) < 0)
                 log_warn("listen %s: backlog %d: %s", old->name, cfg->backlog, strerror(errno));
@@ -216,7 +252,7 @@ static int apply_addresses(struct listener *l, struct config *cfg)
                     close_socket(&next[j]);
             return -1;
         }
-        log_info("listening on %s", next[n].name);
+        log_info("listening on %s (%s)", next[n].name, proto_name((enum proto_kind)next[n].proto));
     }
     for (unsigned i = 0; i < l->nsocks; i++) {
         if (!kept[i]) {
@@ -266,15 +302,11 @@ int listener_bind(struct listener *l)
 
 /* Answer 503 on a socket no worker could take. Best effort: the reply fits
  * in an empty socket buffer, so one non-blocking send delivers it. */
-static void reject_here(int fd, const char *text)
+static void reject_here(int fd, uint8_t proto, const char *text)
 {
-    uint8_t frame[FRAME_HEADER_SIZE + 128];
-    size_t n = strlen(text);
-    if (n > sizeof(frame) - FRAME_HEADER_SIZE)
-        n = sizeof(frame) - FRAME_HEADER_SIZE;
-    frame_header_encode(frame, FRAME_ERROR, (uint32_t)n);
-    memcpy(frame + FRAME_HEADER_SIZE, text, n);
-    if (send(fd, frame, FRAME_HEADER_SIZE + n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+    uint8_t reply[512];
+    size_t n = proto_reject_bytes((enum proto_kind)proto, text, reply, sizeof(reply));
+    if (n > 0 && send(fd, reply, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
         log_debug("fd %d: 503 not sent: %s", fd, strerror(errno));
     shutdown(fd, SHUT_WR);
     close(fd);
@@ -312,23 +344,23 @@ static void flush_wakes(struct listener *l)
     }
 }
 
-static void dispatch(struct listener *l, int fd)
+static void dispatch(struct listener *l, int fd, uint8_t proto)
 {
-    struct worker_msg msg = {.kind = WORKER_MSG_CONN, .fd = fd};
+    struct worker_msg msg = {.kind = WORKER_MSG_CONN, .fd = fd, .proto = proto};
     unsigned before = atomic_fetch_add_explicit(l->conns_global, 1, memory_order_relaxed);
     if (before >= l->cfg->max_connections) {
         atomic_fetch_sub_explicit(l->conns_global, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&l->stats->connections_rejected, 1, memory_order_relaxed);
         msg.kind = WORKER_MSG_REJECT;
         if (!hand_off(l, &msg))
-            reject_here(fd, "503 too many connections");
+            reject_here(fd, proto, "503 too many connections");
         return;
     }
     if (!hand_off(l, &msg)) {
         atomic_fetch_sub_explicit(l->conns_global, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&l->stats->connections_rejected, 1, memory_order_relaxed);
         log_warn("every worker's inbox is full; rejecting connections");
-        reject_here(fd, "503 server overloaded");
+        reject_here(fd, proto, "503 server overloaded");
     }
 }
 
@@ -362,7 +394,7 @@ static bool accept_some(struct listener *l, struct listen_socket *s, int limit)
                 l->starved = false;
                 log_info("accepting connections again");
             }
-            dispatch(l, fd);
+            dispatch(l, fd, s->proto);
             continue;
         }
         switch (errno) {
@@ -430,7 +462,7 @@ static bool handle_command(struct listener *l)
             for (;;) {
                 int fd = accept4(l->socks[i].fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (fd >= 0)
-                    dispatch(l, fd);
+                    dispatch(l, fd, l->socks[i].proto);
                 else if (errno != EINTR && errno != ECONNABORTED)
                     break;
             }
@@ -544,7 +576,11 @@ void listener_describe(struct listener *l, char *out, size_t len)
     size_t off = 0;
     out[0] = '\0';
     for (unsigned i = 0; i < l->nsocks && off < len; i++) {
-        int n = snprintf(out + off, len - off, "%s%s", i ? ", " : "", l->socks[i].name);
+        const struct listen_socket *s = &l->socks[i];
+        /* Framed, the default, is shown without a scheme, as configured. */
+        int n = snprintf(out + off, len - off, "%s%s%s%s", i ? ", " : "",
+                         s->proto == PROTO_FRAMED ? "" : proto_name((enum proto_kind)s->proto),
+                         s->proto == PROTO_FRAMED ? "" : "://", s->name);
         if (n < 0)
             break;
         off += (size_t)n;

@@ -12,10 +12,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Listener protocols counted apart (enum proto_kind in proto.h). */
+#define STATS_PROTOS 3
+
 struct stats_worker {
     _Alignas(64) atomic_uint_least64_t connections_current;
     atomic_uint_least64_t connections_total;
     atomic_uint_least64_t requests_total;
+    atomic_uint_least64_t requests_by_proto[STATS_PROTOS]; /* by enum proto_kind */
     atomic_uint_least64_t bytes_in;
     atomic_uint_least64_t bytes_out;
     atomic_uint_least64_t errors_total;
@@ -39,7 +43,7 @@ static inline void stats_add(atomic_uint_least64_t *counter, uint64_t n)
 #define STATS_U64_DIGITS 20
 /* Worst-case bytes of one per_worker entry (with its comma) and of the rest. */
 #define STATS_WORKER_JSON_MAX (sizeof(",{\"connections\":,\"requests\":}") - 1 + 2 * STATS_U64_DIGITS)
-#define STATS_FIXED_JSON_MAX 512
+#define STATS_FIXED_JSON_MAX 1024
 /* Largest STATS JSON for a given worker count. */
 #define STATS_JSON_MAX(nworkers) (STATS_FIXED_JSON_MAX + (size_t)(nworkers) * STATS_WORKER_JSON_MAX)
 

@@ -6,6 +6,11 @@
  * head is always the first to expire, and the worker only ever looks at heads.
  * A reload that changes a duration keeps that order: the entry times do not
  * change, only the threshold the head is compared with.
+ *
+ * The one exception is TIMER_HOLD (a protocol waiting for a time of its own,
+ * such as a delayed HTTP response): durations differ, so its entries hold
+ * their due time and are inserted in order, searched from the tail, which is
+ * where an entry goes when the delays asked for are alike.
  */
 #ifndef ECHOD_TIMER_H
 #define ECHOD_TIMER_H
@@ -19,6 +24,7 @@ enum timer_kind {
     TIMER_READ,     /* a frame has started and is not complete */
     TIMER_WRITE,    /* output pending and the socket takes none of it */
     TIMER_LINGER,   /* closing: discarding what the peer still sends */
+    TIMER_HOLD,     /* the protocol waits until since_ms (a due time) */
     TIMER_KINDS,
 };
 
@@ -74,6 +80,35 @@ static inline uint64_t timer_list_wait_ms(const struct timer_list *l, uint64_t n
         return UINT64_MAX;
     uint64_t due = e->since_ms + l->duration_ms;
     return due <= now_ms ? 0 : due - now_ms;
+}
+
+/* TIMER_HOLD lists: insert e due at due_ms, keeping the list ordered by due time. */
+static inline void timer_list_insert_due(struct timer_list *l, struct timer_entry *e, uint64_t due_ms)
+{
+    struct timer_entry *after = l->head.prev;
+    while (after != &l->head && after->since_ms > due_ms)
+        after = after->prev;
+    e->since_ms = due_ms;
+    e->prev = after;
+    e->next = after->next;
+    after->next->prev = e;
+    after->next = e;
+}
+
+/* The earliest entry of a TIMER_HOLD list if it is due at now_ms, else NULL. */
+static inline struct timer_entry *timer_list_due(struct timer_list *l, uint64_t now_ms)
+{
+    struct timer_entry *e = l->head.next;
+    return e != &l->head && e->since_ms <= now_ms ? e : NULL;
+}
+
+/* Milliseconds until the first TIMER_HOLD entry is due, or UINT64_MAX. */
+static inline uint64_t timer_list_due_wait_ms(const struct timer_list *l, uint64_t now_ms)
+{
+    const struct timer_entry *e = l->head.next;
+    if (e == &l->head)
+        return UINT64_MAX;
+    return e->since_ms <= now_ms ? 0 : e->since_ms - now_ms;
 }
 
 #endif

@@ -164,6 +164,7 @@ static void start_drain(struct worker *w)
         return;
     w->draining = true;
     w->drain_deadline_ms = w->now_ms + seconds_to_ms(w->cfg->drain_timeout);
+    /* Every open connection is in exactly one timer list. */
     for (int k = TIMER_IDLE; k < TIMER_KINDS; k++) {
         struct timer_list *l = &w->timers[k];
         for (struct timer_entry *e = l->head.next; e != &l->head; e = e->next)
@@ -175,13 +176,17 @@ static void handle_msg(struct worker *w, struct worker_msg *m)
 {
     switch (m->kind) {
     case WORKER_MSG_CONN:
+    case WORKER_MSG_REJECT: {
         /* TCP_NODELAY and SO_KEEPALIVE came with the socket from its
          * listening socket (see listener.c). */
-        conn_open(w, m->fd, false);
+        const struct proto_ops *ops = proto_ops_of((enum proto_kind)m->proto);
+        if (ops == NULL) {      /* the listener only hands off served protocols */
+            close(m->fd);
+            break;
+        }
+        conn_open(w, m->fd, ops, m->kind == WORKER_MSG_REJECT);
         break;
-    case WORKER_MSG_REJECT:
-        conn_open(w, m->fd, true);
-        break;
+    }
     case WORKER_MSG_RELOAD:
         config_unref(w->cfg);
         w->cfg = m->cfg;
@@ -234,11 +239,13 @@ static void run_ready(struct worker *w)
 
 static void expire_timers(struct worker *w)
 {
-    for (int k = TIMER_IDLE; k < TIMER_KINDS; k++) {
-        struct timer_entry *e;
+    struct timer_entry *e;
+    for (int k = TIMER_IDLE; k < TIMER_HOLD; k++) {
         while ((e = timer_list_expired(&w->timers[k], w->now_ms)) != NULL)
             conn_on_timeout((struct conn *)((char *)e - offsetof(struct conn, timer)));
     }
+    while ((e = timer_list_due(&w->timers[TIMER_HOLD], w->now_ms)) != NULL)
+        conn_on_timeout((struct conn *)((char *)e - offsetof(struct conn, timer)));
 }
 
 static void free_dead(struct worker *w)
@@ -264,11 +271,14 @@ static int next_timeout_ms(struct worker *w)
     if (w->ready != NULL)
         return 0;
     uint64_t wait = WORKER_TICK_MS;
-    for (int k = TIMER_IDLE; k < TIMER_KINDS; k++) {
+    for (int k = TIMER_IDLE; k < TIMER_HOLD; k++) {
         uint64_t t = timer_list_wait_ms(&w->timers[k], w->now_ms);
         if (t < wait)
             wait = t;
     }
+    uint64_t due = timer_list_due_wait_ms(&w->timers[TIMER_HOLD], w->now_ms);
+    if (due < wait)
+        wait = due;
     if (w->draining) {
         uint64_t t = w->drain_deadline_ms > w->now_ms ? w->drain_deadline_ms - w->now_ms : 0;
         if (t < wait)

@@ -33,6 +33,7 @@ enum worker_msg_kind {
 struct worker_msg {
     enum worker_msg_kind kind;
     int fd;
+    uint8_t proto;          /* enum proto_kind of the listener (CONN, REJECT) */
     struct config *cfg;
 };
 

@@ -7,7 +7,8 @@ Every test talks to the real build/echod over real sockets. The pieces:
   below. Keyword arguments become config keys (``max_frame_size=1024``,
   ``read_timeout=1.0``, ``log_level="debug"``); ``listen`` takes a list of
   kinds resolved to free addresses: ``"127.0.0.1"``, ``"[::1]"`` and
-  ``"unix"`` (or a literal address string). ``config_text=`` replaces the
+  ``"unix"`` (or a literal address string), each optionally behind a
+  protocol scheme (``"raw://127.0.0.1"``, ``"http://unix"``). ``config_text=`` replaces the
   generated file entirely; ``argv=`` replaces the command line.
 * At teardown each daemon is stopped by PID (SIGTERM, then SIGKILL after a
   bound) and the test fails if it had crashed, exited non-zero, or wrote a
@@ -155,8 +156,17 @@ def ipv6_available():
         return False
 
 
+def split_scheme(addr):
+    """"raw://127.0.0.1:7" -> ("raw", "127.0.0.1:7"); no scheme is framed."""
+    if "://" in addr:
+        scheme, rest = addr.split("://", 1)
+        return scheme, rest
+    return "framed", addr
+
+
 def parse_address(addr):
-    """echod address text -> (family, sockaddr)."""
+    """echod address text (a scheme is ignored) -> (family, sockaddr)."""
+    addr = split_scheme(addr)[1]
     if addr.startswith("unix:"):
         return socket.AF_UNIX, addr[len("unix:"):]
     m = re.fullmatch(r"\[(.*)\]:(\d+)", addr)
@@ -438,6 +448,13 @@ class Echod:
         """The first listen address, e.g. "127.0.0.1:40123"."""
         return self.listen[0]
 
+    def addr_of(self, scheme):
+        """The first listen address of a protocol ("framed", "raw", "http")."""
+        for a in self.listen:
+            if split_scheme(a)[0] == scheme:
+                return a
+        raise AssertionError(f"no {scheme} listener in {self.listen}")
+
     @property
     def port(self):
         for a in self.listen:
@@ -462,7 +479,8 @@ class Echod:
                                          env=self.env, cwd=self.dir)
 
     def wait_ready(self, timeout=None):
-        """Until every TCP/unix listener answers a PING; False if the process
+        """Until every TCP/unix listener answers (a PING on framed ones, an
+        echoed byte on raw, GET /healthz on http); False if the process
         exited first. Fails after the bound."""
         deadline = time.monotonic() + (timeout or bound(START_TIMEOUT))
         pending = list(self.listen)
@@ -471,7 +489,15 @@ class Echod:
                 return False
             try:
                 with Client.connect(pending[0], timeout=1.0 * SLOW) as c:
-                    c.ping()
+                    scheme = split_scheme(pending[0])[0]
+                    if scheme == "raw":
+                        c.send(b"r")
+                        assert c.recv_exact(1) == b"r"
+                    elif scheme == "http":
+                        c.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                        assert c.read_all().startswith(b"HTTP/1.1 200")
+                    else:
+                        c.ping()
                 pending.pop(0)
                 continue
             except (OSError, AssertionError):
@@ -525,8 +551,9 @@ class Echod:
         return c
 
     def stats(self, addr=None):
-        """The STATS JSON, asked on a fresh connection."""
-        with Client.connect(addr or self.addr) as c:
+        """The STATS JSON, asked on a fresh connection (to the first framed
+        listener unless addr is given)."""
+        with Client.connect(addr or self.addr_of("framed")) as c:
             return c.stats()
 
     def wait_stats(self, predicate, timeout=None, what="condition", addr=None):
@@ -589,15 +616,22 @@ class Echod:
 def _kinds_to_addresses(kinds, workdir):
     out = []
     for k in kinds:
-        if k == "127.0.0.1":
-            out.append(f"127.0.0.1:{free_port('127.0.0.1')}")
-        elif k == "[::1]":
-            out.append(f"[::1]:{free_port('::1')}")
-        elif k == "unix":
-            out.append(f"unix:{workdir}/s{len(out)}.sock")
-        else:
-            out.append(k)
+        prefix = ""
+        if "://" in k:
+            scheme, k = k.split("://", 1)
+            prefix = scheme + "://"
+        out.append(prefix + _kind_to_address(k, workdir, len(out)))
     return out
+
+
+def _kind_to_address(k, workdir, index):
+    if k == "127.0.0.1":
+        return f"127.0.0.1:{free_port('127.0.0.1')}"
+    if k == "[::1]":
+        return f"[::1]:{free_port('::1')}"
+    if k == "unix":
+        return f"unix:{workdir}/s{index}.sock"
+    return k
 
 
 class EchodFactory:
