@@ -30,7 +30,7 @@ static void put(struct jw *w, const char *s, size_t n)
 static const char hex[] = "0123456789abcdef";
 
 /* A JSON string of the bytes s[0..n): runs of plain bytes are copied whole. */
-static void put_string(struct jw *w, struct http_span s)
+static void put_string(struct jw *w, struct http_json_str s)
 {
     PUT_LIT(w, "\"");
     const unsigned char *p = (const unsigned char *)s.p, *end = p + s.len, *run = p;
@@ -78,7 +78,7 @@ static void render_begin(const struct http_json_request *r, struct jw *w)
     PUT_LIT(w, ",\"headers\":[");
     if (r->next_header != NULL) {
         size_t cursor = 0;
-        struct http_span name, value;
+        struct http_json_str name, value;
         for (bool first = true; r->next_header(r->header_ctx, &cursor, &name, &value);
              first = false) {
             if (!first)
@@ -128,8 +128,8 @@ size_t http_json_finish(uint64_t body_bytes, char *out, size_t cap)
     return w.ok ? w.len : 0;
 }
 
-bool http_json_header_array(void *ctx, size_t *cursor, struct http_span *name,
-                            struct http_span *value)
+bool http_json_header_array(void *ctx, size_t *cursor, struct http_json_str *name,
+                            struct http_json_str *value)
 {
     const struct http_json_headers *h = ctx;
     if (*cursor >= h->n)

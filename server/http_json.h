@@ -33,7 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct http_span {
+struct http_json_str {
     const char *p;
     size_t len;
 };
@@ -41,26 +41,26 @@ struct http_span {
 /* Yield the header at *cursor (the caller starts at 0 and the callback moves
  * it on) into name and value; false when there are no more. Called once per
  * header by each of http_json_begin_size and http_json_begin. */
-typedef bool (*http_json_header_fn)(void *ctx, size_t *cursor, struct http_span *name,
-                                    struct http_span *value);
+typedef bool (*http_json_header_fn)(void *ctx, size_t *cursor, struct http_json_str *name,
+                                    struct http_json_str *value);
 
 struct http_json_request {
-    struct http_span method, target, path, query, version;
+    struct http_json_str method, target, path, query, version;
     http_json_header_fn next_header;        /* NULL: no headers */
     void *header_ctx;
-    struct http_span remote;                /* the peer's address text */
-    struct http_span listener;              /* the listener's address text */
+    struct http_json_str remote;                /* the peer's address text */
+    struct http_json_str listener;              /* the listener's address text */
     unsigned worker;
 };
 
 /* A ready-made header source: ctx points to this, and pairs[2i], pairs[2i+1]
  * are the name and value of header i. */
 struct http_json_headers {
-    const struct http_span *pairs;
+    const struct http_json_str *pairs;
     size_t n;                               /* headers, i.e. half the spans */
 };
-bool http_json_header_array(void *ctx, size_t *cursor, struct http_span *name,
-                            struct http_span *value);
+bool http_json_header_array(void *ctx, size_t *cursor, struct http_json_str *name,
+                            struct http_json_str *value);
 
 /* Exact bytes http_json_begin writes for r. */
 size_t http_json_begin_size(const struct http_json_request *r);

@@ -203,7 +203,7 @@ static void put_common(struct out *o, unsigned status, const struct http_date *d
     put_piece(o, &server_line);
 }
 
-size_t http_response_head(const struct http_response *r, const struct http_date *d,
+size_t http_response_head(const struct http_head *r, const struct http_date *d,
                           char *out, size_t cap)
 {
     struct out o = {out, cap, 0, true};
@@ -237,7 +237,7 @@ size_t http_response_error(unsigned status, const char *detail, bool head_only,
         return 0;
     const char *reason = detail != NULL ? detail : http_status_reason(status);
     size_t rlen = strnlen(reason, HTTP_ERROR_DETAIL_MAX);
-    struct http_response r = {
+    struct http_head r = {
         .status = status,
         .ctype = HTTP_CT_TEXT,
         .length = http_status_has_body(status) ? 4 + rlen : 0,

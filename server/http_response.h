@@ -54,7 +54,7 @@ enum http_conn {
     HTTP_CONN_KEEP_ALIVE,   /* "Connection: keep-alive": an HTTP/1.0 client that asked */
 };
 
-struct http_response {
+struct http_head {
     unsigned status;            /* 100-599 */
     enum http_ctype ctype;
     bool chunked;               /* Transfer-Encoding: chunked instead of Content-Length */
@@ -73,7 +73,7 @@ struct http_response {
 #define HTTP_RESPONSE_HEAD_MAX(extra_len) (HTTP_RESPONSE_FIXED_MAX + (size_t)(extra_len))
 
 /* The head of r, with the Date of d. */
-size_t http_response_head(const struct http_response *r, const struct http_date *d,
+size_t http_response_head(const struct http_head *r, const struct http_date *d,
                           char *out, size_t cap);
 
 /* Longest detail http_response_error accepts; a longer one is cut there. */

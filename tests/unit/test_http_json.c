@@ -20,9 +20,9 @@
 #define GUARD 32
 #define GUARD_BYTE 0xA5
 
-static struct http_span S(const char *s)
+static struct http_json_str S(const char *s)
 {
-    return (struct http_span){s, strlen(s)};
+    return (struct http_json_str){s, strlen(s)};
 }
 
 /* ---- a strict JSON checker that also unescapes strings ---- */
@@ -171,7 +171,7 @@ static char *render(const struct http_json_request *r, uint64_t body, size_t *le
 static void test_typical(void **state)
 {
     (void)state;
-    struct http_span hdrs[] = {S("Host"), S("x"), S("Content-Length"), S("3"),
+    struct http_json_str hdrs[] = {S("Host"), S("x"), S("Content-Length"), S("3"),
                                S("X-Dup"), S("1"), S("x-dup"), S("2")};
     struct http_json_headers hs = {hdrs, 4};
     struct http_json_request r = {
@@ -210,8 +210,8 @@ static void test_every_byte(void **state)
     static char all[256];
     for (int i = 0; i < 256; i++)
         all[i] = (char)i;
-    struct http_span a = {all, sizeof(all)};
-    struct http_span hdrs[] = {a, a, S("plain"), {all + 128, 128}};
+    struct http_json_str a = {all, sizeof(all)};
+    struct http_json_str hdrs[] = {a, a, S("plain"), {all + 128, 128}};
     struct http_json_headers hs = {hdrs, 2};
     struct http_json_request r = {.method = a, .target = a, .path = a, .query = a, .version = a,
                                   .next_header = http_json_header_array, .header_ctx = &hs,
@@ -251,7 +251,7 @@ static void test_every_byte(void **state)
 static void test_caps(void **state)
 {
     (void)state;
-    struct http_span hdrs[] = {S("Host"), S("h\x01\"")};
+    struct http_json_str hdrs[] = {S("Host"), S("h\x01\"")};
     struct http_json_headers hs = {hdrs, 1};
     struct http_json_request r = {.method = S("GET"), .target = S("/\xff"), .path = S("/\xff"),
                                   .version = S("HTTP/1.0"), .next_header = http_json_header_array,
@@ -295,7 +295,7 @@ static void check_bound(const char *method, const char *target, size_t qoff, siz
     const char *version = "HTTP/1.1";
     size_t head_len = strlen(method) + 1 + strlen(target) + 1 + strlen(version) + 2 +
                       nhdr * (strlen(name) + 1 + strlen(value) + 2) + 2;
-    struct http_span *pairs = calloc(2 * (nhdr ? nhdr : 1), sizeof(*pairs));
+    struct http_json_str *pairs = calloc(2 * (nhdr ? nhdr : 1), sizeof(*pairs));
     assert_non_null(pairs);
     for (size_t i = 0; i < nhdr; i++) {
         pairs[2 * i] = S(name);
@@ -333,7 +333,7 @@ static void test_bound(void **state)
 
 /* A parser-style iterator: the cursor is a byte offset into the header
  * block, as an http_header_next(head, &pos, ...) would keep it. */
-static bool next_line(void *ctx, size_t *cursor, struct http_span *name, struct http_span *value)
+static bool next_line(void *ctx, size_t *cursor, struct http_json_str *name, struct http_json_str *value)
 {
     const char *block = ctx;
     const char *line = block + *cursor;
@@ -345,8 +345,8 @@ static bool next_line(void *ctx, size_t *cursor, struct http_span *name, struct 
     const char *v = colon + 1;
     while (*v == ' ')
         v++;
-    *name = (struct http_span){line, (size_t)(colon - line)};
-    *value = (struct http_span){v, (size_t)(eol - v)};
+    *name = (struct http_json_str){line, (size_t)(colon - line)};
+    *value = (struct http_json_str){v, (size_t)(eol - v)};
     *cursor = (size_t)(eol + 2 - block);
     return true;
 }

@@ -37,7 +37,7 @@ static int setup(void **state)
     return 0;
 }
 
-static char *head(const struct http_response *r, size_t *len)
+static char *head(const struct http_head *r, size_t *len)
 {
     static char buf[4096];
     *len = http_response_head(r, &date, buf, sizeof(buf) - 1);
@@ -98,20 +98,20 @@ static void test_typical_heads(void **state)
 {
     (void)state;
     size_t len;
-    struct http_response r = {.status = 200, .ctype = HTTP_CT_OCTET, .length = 5};
+    struct http_head r = {.status = 200, .ctype = HTTP_CT_OCTET, .length = 5};
     assert_string_equal(head(&r, &len),
                         "HTTP/1.1 200 OK\r\n" SOME_DATE SERVER
                         "Content-Type: application/octet-stream\r\n"
                         "Content-Length: 5\r\n" NOSNIFF "\r\n");
 
-    r = (struct http_response){.status = 200, .ctype = HTTP_CT_TEXT, .chunked = true,
+    r = (struct http_head){.status = 200, .ctype = HTTP_CT_TEXT, .chunked = true,
                                .conn = HTTP_CONN_CLOSE};
     assert_string_equal(head(&r, &len),
                         "HTTP/1.1 200 OK\r\n" SOME_DATE SERVER "Content-Type: text/plain\r\n"
                         "Transfer-Encoding: chunked\r\nConnection: close\r\n" NOSNIFF "\r\n");
 
     const char extra[] = "X-A: 1\r\nX-B: two\r\n";
-    r = (struct http_response){.status = 503, .ctype = HTTP_CT_JSON, .length = 0,
+    r = (struct http_head){.status = 503, .ctype = HTTP_CT_JSON, .length = 0,
                                .conn = HTTP_CONN_KEEP_ALIVE, .extra = extra,
                                .extra_len = sizeof(extra) - 1};
     assert_string_equal(head(&r, &len),
@@ -119,13 +119,13 @@ static void test_typical_heads(void **state)
                         "Content-Type: application/json\r\nContent-Length: 0\r\n"
                         "Connection: keep-alive\r\n" NOSNIFF "X-A: 1\r\nX-B: two\r\n\r\n");
 
-    r = (struct http_response){.status = 200, .ctype = HTTP_CT_METRICS, .length = UINT64_MAX};
+    r = (struct http_head){.status = 200, .ctype = HTTP_CT_METRICS, .length = UINT64_MAX};
     assert_string_equal(head(&r, &len),
                         "HTTP/1.1 200 OK\r\n" SOME_DATE SERVER
                         "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
                         "Content-Length: 18446744073709551615\r\n" NOSNIFF "\r\n");
 
-    r = (struct http_response){.status = 299, .ctype = HTTP_CT_NONE, .length = 10};
+    r = (struct http_head){.status = 299, .ctype = HTTP_CT_NONE, .length = 10};
     assert_string_equal(head(&r, &len), "HTTP/1.1 299 Success\r\n" SOME_DATE SERVER
                                         "Content-Length: 10\r\n" NOSNIFF "\r\n");
 }
@@ -136,7 +136,7 @@ static void test_no_body_statuses(void **state)
     static const unsigned codes[] = {100, 101, 204, 304};
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
         size_t len;
-        struct http_response r = {.status = codes[i], .ctype = HTTP_CT_TEXT, .length = 7,
+        struct http_head r = {.status = codes[i], .ctype = HTTP_CT_TEXT, .length = 7,
                                   .chunked = i % 2 == 0};
         const char *h = head(&r, &len);
         assert_null(strstr(h, "Content-Length"));
@@ -185,7 +185,7 @@ static void test_reasons(void **state)
 /* The biggest head: longest reason, 20-digit length, the longest
  * Content-Type and Connection lines; every cap below it gives 0 and writes
  * nothing past cap; HTTP_RESPONSE_HEAD_MAX(extra) is enough. */
-static void check_caps(const struct http_response *r)
+static void check_caps(const struct http_head *r)
 {
     static char ref[4096];
     size_t len = http_response_head(r, &date, ref, sizeof(ref));
@@ -217,7 +217,7 @@ static void test_caps_and_max(void **state)
         if (http_status_has_body(code) &&
             strlen(http_status_reason(code)) > strlen(http_status_reason(longest)))
             longest = code;
-    struct http_response r = {.status = longest, .ctype = HTTP_CT_METRICS, .length = UINT64_MAX,
+    struct http_head r = {.status = longest, .ctype = HTTP_CT_METRICS, .length = UINT64_MAX,
                               .conn = HTTP_CONN_KEEP_ALIVE};
     check_caps(&r);
     static char extra[1000];
@@ -225,13 +225,13 @@ static void test_caps_and_max(void **state)
     r.extra = extra;
     r.extra_len = sizeof(extra);
     check_caps(&r);
-    r = (struct http_response){.status = 200, .ctype = HTTP_CT_OCTET, .chunked = true};
+    r = (struct http_head){.status = 200, .ctype = HTTP_CT_OCTET, .chunked = true};
     check_caps(&r);
     /* Out-of-range inputs are refused, not printed. */
     char buf[512];
-    r = (struct http_response){.status = 600};
+    r = (struct http_head){.status = 600};
     assert_int_equal(http_response_head(&r, &date, buf, sizeof(buf)), 0);
-    r = (struct http_response){.status = 99};
+    r = (struct http_head){.status = 99};
     assert_int_equal(http_response_head(&r, &date, buf, sizeof(buf)), 0);
 }
 
