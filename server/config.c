@@ -43,6 +43,12 @@
 #define MAX_CONNECTIONS_MAX 1000000
 /* The largest frame length; FRAME_OPEN_LENGTH itself means "until EOF". */
 #define FRAME_SIZE_MAX ((int64_t)FRAME_OPEN_LENGTH - 1)
+/* An HTTP request head must fit one input buffer (64 KiB) whole, since it is
+ * echoed byte for byte; below 1 KiB ordinary clients would be refused. */
+#define HTTP_HEADER_SIZE_MIN 1024
+#define HTTP_HEADER_SIZE_MAX 65536
+/* The longest delay= a configuration may allow: an hour. */
+#define HTTP_DELAY_MAX 3600
 /* A configuration file is a page of text; refuse anything absurdly large. */
 #define CONFIG_FILE_MAX (1024 * 1024)
 /* getpwnam_r's scratch buffer: start small, grow up to this on ERANGE. */
@@ -112,6 +118,14 @@ static const struct key keys[] = {
      .help = "TCP_NODELAY on client sockets"},
     {.name = "tcp_keepalive", .type = KEY_BOOL, .def_bool = true, FIELD(tcp_keepalive),
      .help = "SO_KEEPALIVE on client sockets"},
+    {.name = "http_max_header_size", .type = KEY_INT, .min = HTTP_HEADER_SIZE_MIN,
+     .max = HTTP_HEADER_SIZE_MAX, .def_int = 16384, INT_FIELD(http_max_header_size),
+     .help = "bytes of an HTTP request line and headers; beyond: a 414 or 431"},
+    {.name = "http_max_delay", .type = KEY_SECONDS, .min = 0, .max = HTTP_DELAY_MAX,
+     .def_seconds = 10, FIELD(http_max_delay),
+     .help = "seconds: the longest delay= an HTTP request may ask; 0 = delays off"},
+    {.name = "http_metrics", .type = KEY_BOOL, .def_bool = true, FIELD(http_metrics),
+     .help = "serve /metrics and /stats on http listeners"},
     {.name = "log_level", .type = KEY_LOG_LEVEL, .def_text = "info", FIELD(log_level),
      .help = "error | warn | info | debug"},
     {.name = "user", .type = KEY_USER, .def_text = "", FIELD(user), .restart = true,

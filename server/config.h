@@ -42,6 +42,9 @@ struct config {
     double drain_timeout;       /* seconds; 0 = close everything at once */
     bool tcp_nodelay;
     bool tcp_keepalive;
+    unsigned http_max_header_size;  /* bytes of request line + headers; 414 / 431 beyond */
+    double http_max_delay;      /* seconds: the most `delay=` may ask; 0 = delays off */
+    bool http_metrics;          /* serve /metrics and /stats on http listeners */
     enum log_level log_level;
     char *user;                 /* "" = stay who we are */
 };

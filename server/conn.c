@@ -19,6 +19,7 @@
 #include "server/conn.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,6 +138,27 @@ void conn_stop_input(struct conn *c, bool linger)
         return;
     c->state = CONN_FINISHING;
     c->linger = linger;
+}
+
+void *conn_state_borrow(struct conn *c, size_t size)
+{
+    if (size > CONN_STATE_MAX) {
+        conn_abort(c, "protocol state over CONN_STATE_MAX");
+        return NULL;
+    }
+    struct buf *b = buf_pool_get(&c->w->state_pool);
+    if (b == NULL) {
+        conn_abort(c, "out of memory");
+        return NULL;
+    }
+    memset(b->data, 0, size);
+    return b->data;
+}
+
+void conn_state_return(struct conn *c, void *state)
+{
+    if (state != NULL)
+        buf_pool_put(&c->w->state_pool, (struct buf *)((char *)state - offsetof(struct buf, data)));
 }
 
 uint64_t conn_now_ms(const struct conn *c)

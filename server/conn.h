@@ -106,6 +106,13 @@ void conn_stop_input(struct conn *c, bool linger);
 /* Run again at due_ms (monotonic ms), e.g. a delayed response. While held,
  * no other timer runs for the connection; on_input is called at due_ms. */
 void conn_hold(struct conn *c, uint64_t due_ms);
+/* Protocol state too large for struct conn, lent by the worker only while
+ * a request is in flight (so an idle connection still costs only its
+ * struct): a zeroed block of size <= CONN_STATE_MAX, or NULL when out of
+ * memory (the connection is then closed). Give it back with conn_state_return. */
+#define CONN_STATE_MAX 512
+void *conn_state_borrow(struct conn *c, size_t size);
+void conn_state_return(struct conn *c, void *state);
 /* The worker's clock (read once per loop turn), in monotonic ms. */
 uint64_t conn_now_ms(const struct conn *c);
 

@@ -78,6 +78,8 @@ int worker_init(struct worker *w, unsigned id, struct config *cfg, struct stats 
     w->conns_global = conns_global;
     buf_pool_init(&w->in_pool, WORKER_IN_BUF_SIZE, WORKER_POOL_KEEP);
     buf_pool_init(&w->out_pool, WORKER_OUT_BUF_SIZE, WORKER_POOL_KEEP);
+    buf_pool_init(&w->state_pool, CONN_STATE_MAX, WORKER_POOL_KEEP);
+    http_date_init(&w->http_date);
     pipe_pool_init(&w->pipes, WORKER_PIPE_SIZE, WORKER_PIPES_KEEP);
     for (int k = 0; k < TIMER_KINDS; k++)
         timer_list_init(&w->timers[k], 0);
@@ -360,6 +362,7 @@ void worker_destroy(struct worker *w)
     }
     buf_pool_destroy(&w->in_pool);
     buf_pool_destroy(&w->out_pool);
+    buf_pool_destroy(&w->state_pool);
     pipe_pool_destroy(&w->pipes);
     config_unref(w->cfg);
     free(w->inbox);

@@ -17,6 +17,7 @@
 
 #include "common/buf.h"
 #include "server/config.h"
+#include "server/http_response.h"
 #include "server/pipe_pool.h"
 #include "server/stats.h"
 #include "server/timer.h"
@@ -59,6 +60,8 @@ struct worker {
 
     struct buf_pool in_pool;
     struct buf_pool out_pool;
+    struct buf_pool state_pool;     /* protocol state blocks (conn_state_borrow) */
+    struct http_date http_date;     /* the Date line of HTTP responses, once a second */
     struct pipe_pool pipes;
     struct timer_list timers[TIMER_KINDS];
     struct conn *ready;             /* connections with work left over from a turn */
