@@ -17,7 +17,7 @@ static const struct {
 } protocols[PROTO_KINDS] = {
     [PROTO_FRAMED] = {"framed", &proto_framed_ops},
     [PROTO_RAW] = {"raw", &proto_raw_ops},
-    [PROTO_HTTP] = {"http", NULL},    /* not in this build yet */
+    [PROTO_HTTP] = {"http", &proto_http_ops},
 };
 
 const struct proto_ops *proto_ops_of(enum proto_kind kind)

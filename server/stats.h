@@ -15,6 +15,10 @@
 /* Listener protocols counted apart (enum proto_kind in proto.h). */
 #define STATS_PROTOS 3
 
+/* HTTP responses counted by status code, 100..599. */
+#define STATS_HTTP_CODE_MIN 100
+#define STATS_HTTP_CODES 500
+
 struct stats_worker {
     _Alignas(64) atomic_uint_least64_t connections_current;
     atomic_uint_least64_t connections_total;
@@ -23,6 +27,7 @@ struct stats_worker {
     atomic_uint_least64_t bytes_in;
     atomic_uint_least64_t bytes_out;
     atomic_uint_least64_t errors_total;
+    atomic_uint_least64_t http_responses[STATS_HTTP_CODES];   /* by status - 100 */
 };
 
 struct stats {
