@@ -49,6 +49,7 @@ _Static_assert(sizeof(struct conn) <= 128, "struct conn over its size budget");
 #define LINGER_READS_PER_TURN 16
 
 static void conn_close(struct conn *c, const char *reason);
+static void observe_latency(struct conn *c);
 
 /* ---- output, for the protocols ------------------------------------------ */
 
@@ -121,6 +122,9 @@ size_t conn_echo(struct conn *c, const uint8_t *p, size_t n)
 
 void conn_request_done(struct conn *c, uint32_t n)
 {
+    if (c->pending == 0)
+        c->pending_since_ns = c->w->now_ns;
+    c->pending += n;
     c->req_seq = (uint8_t)(c->req_seq + n);
     c->drain_finish = false;
     stats_add(&c->w->stats->requests_total, n);
@@ -363,6 +367,7 @@ static void linger_discard(struct conn *c)
  * drain between requests) has nothing in flight and is closed at once. */
 static void finish(struct conn *c)
 {
+    observe_latency(c);
     if (shutdown(c->fd, SHUT_WR) < 0 || c->peer_eof || !c->linger) {
         conn_close(c, "done");
         return;
@@ -397,6 +402,21 @@ static void update_timer(struct conn *c, bool progress)
     c->timer_kind = (uint8_t)kind;
     c->timer_seq = c->req_seq;
     timer_list_append(&c->w->timers[kind], &c->timer, c->w->now_ms);
+}
+
+/* Replies all written: the requests behind them go into the latency
+ * histogram, timed from the turn that read the oldest (one clock read per
+ * batch of replies, not per request). */
+static void observe_latency(struct conn *c)
+{
+    if (c->pending == 0)
+        return;
+    if ((c->out != NULL && buf_len(c->out) > 0) || (c->pipe != NULL && c->pipe->bytes > 0))
+        return;
+    uint64_t now = worker_now_ns();
+    uint64_t took = now > c->pending_since_ns ? now - c->pending_since_ns : 0;
+    metrics_hist_observe_n(&c->w->stats->latency[c->ops->kind], took, c->pending);
+    c->pending = 0;
 }
 
 /* Hand back buffers that hold nothing. */
@@ -459,6 +479,7 @@ void conn_run(struct conn *c)
         return;
     if (round == CONN_TURN_ROUNDS)
         worker_schedule(c->w, c);   /* more to do: yield, come back next turn */
+    observe_latency(c);
     release_idle_buffers(c);
     update_timer(c, any);
 }

@@ -26,38 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "server/metrics_hist.h"
 #include "server/stats.h"
-
-/* ---- the latency histogram ---- */
-
-/* Upper bounds from 10 us to 10 s in 1-2.5-5 steps: 19 buckets and +Inf. */
-#define METRICS_HIST_BOUNDS 19
-#define METRICS_HIST_SLOTS (METRICS_HIST_BOUNDS + 1)
-
-/* One histogram, written by one thread only (its worker) with relaxed atomic
- * stores, read by the scraping thread. Buckets are not cumulative here; the
- * renderer accumulates. Aligned so that workers' histograms never share a
- * cache line. */
-struct metrics_hist {
-    _Alignas(64) atomic_uint_least64_t buckets[METRICS_HIST_SLOTS];
-    atomic_uint_least64_t sum_ns;
-};
-
-/* Upper bounds in nanoseconds (the last slot, +Inf, has none). */
-extern const uint64_t metrics_hist_bounds_ns[METRICS_HIST_BOUNDS];
-
-/* The slot of a value: the first bucket whose bound is >= ns, or
- * METRICS_HIST_BOUNDS (+Inf). A table lookup on the value's highest bit and
- * one comparison: the bounds are at least a factor 2 apart, so a power-of-two
- * range holds at most one of them. */
-unsigned metrics_hist_slot(uint64_t ns);
-
-/* Record one observation (single writer: the owning thread). */
-static inline void metrics_hist_observe(struct metrics_hist *h, uint64_t ns)
-{
-    stats_add(&h->buckets[metrics_hist_slot(ns)], 1);
-    stats_add(&h->sum_ns, ns);
-}
 
 /* ---- describing series ---- */
 

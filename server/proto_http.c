@@ -40,8 +40,8 @@
 #include "server/http_controls.h"
 #include "server/http_json.h"
 #include "server/http_response.h"
-#include "server/metrics.h"
 #include "server/stats.h"
+#include "server/stats_metrics.h"
 #include "server/worker.h"
 
 enum http_phase {
@@ -184,37 +184,6 @@ static enum reserved reserved_path(struct conn *c, const uint8_t *in, const stru
     return RES_NONE;
 }
 
-/* The request counters by protocol and the responses by code, on top of
- * the base families that metrics.c renders from struct stats. */
-static void metrics_source_of(struct conn *c, struct metrics_source *src,
-                              struct metrics_family fam[2])
-{
-    static const char *const proto_labels[STATS_PROTOS] = {
-        "proto=\"framed\"", "proto=\"raw\"", "proto=\"http\""};
-    const struct stats *s = c->w->all_stats;
-    fam[0] = (struct metrics_family){
-        .name = "echod_requests_total",
-        .help = "Requests answered, by listener protocol.",
-        .type = METRICS_COUNTER,
-        .series = {.labels = proto_labels, .nseries = STATS_PROTOS},
-        .where = {.first = &s->workers[0].requests_by_proto[0],
-                  .series_stride = sizeof(s->workers[0].requests_by_proto[0]),
-                  .worker_stride = sizeof(s->workers[0]), .nworkers = s->nworkers},
-    };
-    fam[1] = (struct metrics_family){
-        .name = "echod_http_responses_total",
-        .help = "HTTP responses sent, by status code.",
-        .type = METRICS_COUNTER,
-        .series = {.name = "code", .base = STATS_HTTP_CODE_MIN, .nseries = STATS_HTTP_CODES},
-        .where = {.first = &s->workers[0].http_responses[0],
-                  .series_stride = sizeof(s->workers[0].http_responses[0]),
-                  .worker_stride = sizeof(s->workers[0]), .nworkers = s->nworkers},
-        .skip_zero = true,
-    };
-    *src = (struct metrics_source){
-        .stats = s, .now_ms = c->w->now_ms, .families = fam, .nfamilies = 2};
-}
-
 /* Render a reserved page into the output after room for its head, then put
  * the head in front. Returns false when the output has no room yet. */
 static bool answer_reserved(struct conn *c, enum reserved which, bool head_only)
@@ -223,8 +192,7 @@ static bool answer_reserved(struct conn *c, enum reserved which, bool head_only)
     struct http_head h = {.status = 200, .ctype = HTTP_CT_TEXT, .conn = conn_header(c, st)};
     const char *text = NULL;
     size_t need = 0;
-    struct metrics_source src;
-    struct metrics_family fam[2];
+    struct stats_metrics m;
     switch (which) {
     case RES_HEALTHZ:
         text = "ok";
@@ -238,8 +206,8 @@ static bool answer_reserved(struct conn *c, enum reserved which, bool head_only)
         }
         break;
     case RES_METRICS:
-        metrics_source_of(c, &src, fam);
-        need = metrics_render_max(&src);
+        stats_metrics_describe(c->w->all_stats, c->w->now_ms, &m);
+        need = metrics_render_max(&m.src);
         h.ctype = HTTP_CT_METRICS;
         break;
     case RES_STATS:
@@ -269,7 +237,7 @@ static bool answer_reserved(struct conn *c, enum reserved which, bool head_only)
     buf_compact(b);
     char *body = (char *)buf_tail(b) + HTTP_RESPONSE_FIXED_MAX;
     size_t cap = buf_space(b) - HTTP_RESPONSE_FIXED_MAX;
-    size_t len = which == RES_METRICS ? metrics_render(&src, body, cap)
+    size_t len = which == RES_METRICS ? metrics_render(&m.src, body, cap)
                                       : stats_render_json(c->w->all_stats, c->w->now_ms, body, cap);
     if (len == 0) {
         conn_abort(c, "reserved page did not fit");

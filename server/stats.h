@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "server/metrics_hist.h"
+
 /* Listener protocols counted apart (enum proto_kind in proto.h). */
 #define STATS_PROTOS 3
 
@@ -28,6 +30,9 @@ struct stats_worker {
     atomic_uint_least64_t bytes_out;
     atomic_uint_least64_t errors_total;
     atomic_uint_least64_t http_responses[STATS_HTTP_CODES];   /* by status - 100 */
+    /* Server-side latency by protocol: from the loop turn that read a
+     * request to the moment its reply's last byte was written. */
+    struct metrics_hist latency[STATS_PROTOS];
 };
 
 struct stats {

@@ -45,6 +45,23 @@ _Static_assert(FRAME_HEADER_SIZE + STATS_JSON_MAX(CONFIG_WORKERS_MAX) <= WORKER_
 /* Inbox messages taken under the lock at a time. */
 #define WORKER_INBOX_BATCH 64
 
+/* Read the clock once for the turn: now_ms for the timers, now_ns for the
+ * latency histograms. */
+static void read_clock(struct worker *w)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    w->now_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    w->now_ms = w->now_ns / 1000000;
+}
+
+uint64_t worker_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 uint64_t worker_now_ms(void)
 {
     struct timespec ts;
@@ -84,7 +101,7 @@ int worker_init(struct worker *w, unsigned id, struct config *cfg, struct stats 
     for (int k = 0; k < TIMER_KINDS; k++)
         timer_list_init(&w->timers[k], 0);
     apply_timeouts(w);
-    w->now_ms = worker_now_ms();
+    read_clock(w);
     atomic_store(&w->heartbeat_ms, w->now_ms);
 
     const char *stall = getenv("ECHOD_DEBUG_STALL_WORKER");
@@ -307,7 +324,7 @@ static void *worker_main(void *arg)
     uint64_t started_ms = worker_now_ms();
 
     for (;;) {
-        w->now_ms = worker_now_ms();
+        read_clock(w);
         atomic_store_explicit(&w->heartbeat_ms, w->now_ms, memory_order_relaxed);
         debug_stall(w, started_ms);
         if (w->draining && (w->nconns == 0 || w->now_ms >= w->drain_deadline_ms))
@@ -318,7 +335,7 @@ static void *worker_main(void *arg)
             log_error("worker %u: epoll_wait: %s", w->id, strerror(errno));
             break;
         }
-        w->now_ms = worker_now_ms();
+        read_clock(w);
         for (int i = 0; i < n; i++) {
             if (events[i].data.ptr == NULL)
                 drain_inbox(w);

@@ -67,6 +67,7 @@ struct worker {
     struct conn *ready;             /* connections with work left over from a turn */
     struct conn *dead;              /* closed connections, freed at the end of a turn */
     uint64_t now_ms;                /* monotonic clock, read once per turn */
+    uint64_t now_ns;                /* the same reading, in ns */
     uint32_t nconns;
 
     bool draining;
@@ -100,6 +101,7 @@ static inline uint64_t worker_load(const struct worker *w)
 }
 
 uint64_t worker_now_ms(void);
+uint64_t worker_now_ns(void);
 
 /* Called by conn.c: */
 void worker_schedule(struct worker *w, struct conn *c);    /* run again next turn */
