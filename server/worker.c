@@ -317,10 +317,40 @@ static void debug_stall(struct worker *w, uint64_t started_ms)
         sleep(1);
 }
 
+int worker_turn(struct worker *w, int max_wait_ms)
+{
+    struct epoll_event events[WORKER_EVENTS_MAX];
+    int wait = next_timeout_ms(w);
+    if (max_wait_ms >= 0 && max_wait_ms < wait)
+        wait = max_wait_ms;
+    int n = epoll_wait(w->epfd, events, WORKER_EVENTS_MAX, wait);
+    if (n < 0 && errno != EINTR) {
+        log_error("worker %u: epoll_wait: %s", w->id, strerror(errno));
+        return -1;
+    }
+    read_clock(w);
+    for (int i = 0; i < n; i++) {
+        if (events[i].data.ptr == NULL)
+            drain_inbox(w);
+        else
+            conn_on_events(events[i].data.ptr, events[i].events);
+    }
+    run_ready(w);
+    expire_timers(w);
+    free_dead(w);
+    return 0;
+}
+
+void worker_close_all(struct worker *w, const char *reason)
+{
+    abort_all(w, reason);
+    run_ready(w);
+    free_dead(w);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    struct epoll_event events[WORKER_EVENTS_MAX];
     uint64_t started_ms = worker_now_ms();
 
     for (;;) {
@@ -329,29 +359,12 @@ static void *worker_main(void *arg)
         debug_stall(w, started_ms);
         if (w->draining && (w->nconns == 0 || w->now_ms >= w->drain_deadline_ms))
             break;
-
-        int n = epoll_wait(w->epfd, events, WORKER_EVENTS_MAX, next_timeout_ms(w));
-        if (n < 0 && errno != EINTR) {
-            log_error("worker %u: epoll_wait: %s", w->id, strerror(errno));
+        if (worker_turn(w, -1) < 0)
             break;
-        }
-        read_clock(w);
-        for (int i = 0; i < n; i++) {
-            if (events[i].data.ptr == NULL)
-                drain_inbox(w);
-            else
-                conn_on_events(events[i].data.ptr, events[i].events);
-        }
-        run_ready(w);
-        expire_timers(w);
-        free_dead(w);
     }
-    if (w->nconns > 0) {
+    if (w->nconns > 0)
         log_warn("worker %u: drain_timeout reached, closing %u connections", w->id, w->nconns);
-        abort_all(w, "drain timeout");
-    }
-    run_ready(w);
-    free_dead(w);
+    worker_close_all(w, "drain timeout");
     return NULL;
 }
 

@@ -100,6 +100,13 @@ static inline uint64_t worker_load(const struct worker *w)
     return atomic_load_explicit(&w->stats->connections_current, memory_order_relaxed);
 }
 
+/* One loop turn, the thread's or a test's: wait for events (at most
+ * max_wait_ms, or until the next timer when negative), run the connections,
+ * expire timers, free what closed. Returns 0, or -1 when epoll failed. */
+int worker_turn(struct worker *w, int max_wait_ms);
+/* Close every connection now and free them. */
+void worker_close_all(struct worker *w, const char *reason);
+
 uint64_t worker_now_ms(void);
 uint64_t worker_now_ns(void);
 
