@@ -24,7 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -362,13 +364,24 @@ static void linger_discard(struct conn *c)
     }
 }
 
+/* Our replies still in the kernel: written, but not yet acknowledged. */
+static bool replies_in_flight(const struct conn *c)
+{
+    int queued = 0;
+    return ioctl(c->fd, SIOCOUTQ, &queued) == 0 && queued > 0;
+}
+
 /* Replies are all out: send our FIN, and if we cut the peer off, wait for
- * its FIN while discarding what it still sends. An idle peer (idle timeout,
- * drain between requests) has nothing in flight and is closed at once. */
+ * its FIN while discarding what it still sends. Without a lingering close,
+ * input arriving after close() makes the kernel answer with an RST, which
+ * also throws away replies it has not delivered yet; so a peer we did not
+ * cut off is closed at once only when nothing of ours is still in flight
+ * (an idle peer at the idle timeout, or drained between requests). */
 static void finish(struct conn *c)
 {
     observe_latency(c);
-    if (shutdown(c->fd, SHUT_WR) < 0 || c->peer_eof || !c->linger) {
+    bool linger = c->linger || replies_in_flight(c);
+    if (shutdown(c->fd, SHUT_WR) < 0 || c->peer_eof || !linger) {
         conn_close(c, "done");
         return;
     }
