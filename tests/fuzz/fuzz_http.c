@@ -128,6 +128,20 @@ static bool is_tchar(uint8_t c)
            (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
+static bool name_is(const uint8_t *b, struct http_span s, const char *lower)
+{
+    if (s.len != strlen(lower))
+        return false;
+    for (uint32_t i = 0; i < s.len; i++) {
+        uint8_t c = b[s.off + i];
+        if (c >= 'A' && c <= 'Z')
+            c |= 0x20;
+        if (c != (uint8_t)lower[i])
+            return false;
+    }
+    return true;
+}
+
 static void check_span(struct http_span s, size_t head_len)
 {
     CHECK((size_t)s.off + s.len <= head_len);
@@ -174,7 +188,7 @@ static void check_head(const uint8_t *b, size_t len, bool response, const struct
     /* the iterator walks every field line up to the empty line */
     struct http_header_iter it = {0};
     struct http_span name, value;
-    size_t fields = 0, lines = 0;
+    size_t fields = 0, lines = 0, hosts = 0, cls = 0, tes = 0;
     for (size_t i = 0; i + 1 < len; i++)
         lines += b[i] == '\r';
     while (http_header_next(b, len, &it, &name, &value)) {
@@ -189,7 +203,26 @@ static void check_head(const uint8_t *b, size_t len, bool response, const struct
         if (value.len)
             CHECK(b[value.off] != ' ' && b[value.off] != '\t');
         CHECK(fields <= len);
+        /* the framing fields, recounted independently of the parser */
+        hosts += name_is(b, name, "host");
+        tes += name_is(b, name, "transfer-encoding");
+        if (name_is(b, name, "content-length")) {
+            cls++;
+            uint64_t v = 0;
+            CHECK(value.len >= 1);
+            for (uint32_t i = 0; i < value.len; i++) {
+                uint8_t c = b[value.off + i];
+                CHECK(c >= '0' && c <= '9');
+                CHECK(v <= (UINT64_MAX - (c - '0')) / 10);
+                v = v * 10 + (c - '0');
+            }
+            CHECK(v == (response ? o->resp.content_length : o->req.content_length));
+        }
     }
+    CHECK(cls <= 1 && has_cl == (cls == 1));
+    CHECK(chunked == (tes > 0));
+    if (!response)
+        CHECK(hosts == o->req.host_count);
     CHECK(it.pos == len - 2);
     /* lines: skipped empty lines + start line + fields + the final empty line */
     size_t skip = response ? 0 : o->req.skip / 2;
@@ -209,6 +242,50 @@ static void mix(uint64_t *h, uint64_t v)
 {
     *h ^= v;
     *h *= UINT64_C(0x100000001b3);
+}
+
+/* A chunked body the decoder accepted (b[0..n), ending at its END), decoded
+ * again the naive way, whole: each line up to CRLF, the size its leading hex
+ * digits, the data that many bytes, then CRLF; after the zero size, lines up
+ * to the empty one. Its data must be what the decoder reported. */
+static uint64_t reference_chunked(const uint8_t *b, size_t n, size_t *data)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+    size_t pos = 0;
+    *data = 0;
+    for (;;) {
+        const uint8_t *lf = memchr(b + pos, '\n', n - pos);
+        CHECK(lf && lf > b + pos && lf[-1] == '\r');
+        uint64_t size = 0;
+        size_t i = pos;
+        for (; b[i] != ';' && b[i] != ' ' && b[i] != '\t' && b[i] != '\r'; i++) {
+            uint8_t c = b[i];
+            unsigned v = c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+            CHECK(v < 16);
+            size = size << 4 | v;
+        }
+        CHECK(i > pos);
+        pos = (size_t)(lf - b) + 1;
+        if (size == 0)
+            break;
+        CHECK(n >= pos + 2 && size <= n - pos - 2);
+        for (size_t k = 0; k < size; k++)
+            mix(&h, b[pos + k]);
+        *data += size;
+        pos += size;
+        CHECK(b[pos] == '\r' && b[pos + 1] == '\n');
+        pos += 2;
+    }
+    for (;;) {
+        const uint8_t *lf = memchr(b + pos, '\n', n - pos);
+        CHECK(lf && lf > b + pos && lf[-1] == '\r');
+        bool empty = lf == b + pos + 1;
+        pos = (size_t)(lf - b) + 1;
+        if (empty)
+            break;
+    }
+    CHECK(pos == n);
+    return h;
 }
 
 /* Feed b[0..n) as the pieces [0..k) and [k..n). */
@@ -264,6 +341,10 @@ static void check_chunked(const uint8_t *b, size_t n, size_t k, uint32_t max_tra
 {
     struct body w = run_chunked(b, n, n, max_trailer);
     struct body s = run_chunked(b, n, k, max_trailer);
+    if (w.last == HTTP_CHUNK_END) {
+        size_t data = 0;
+        CHECK(reference_chunked(b, w.consumed, &data) == w.digest && data == w.data);
+    }
     CHECK(w.digest == s.digest && w.data == s.data && w.last == s.last);
     CHECK(w.status == s.status && w.consumed == s.consumed);
     CHECK(w.reason == s.reason || (w.reason && s.reason && !strcmp(w.reason, s.reason)));
