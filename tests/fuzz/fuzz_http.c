@@ -10,10 +10,13 @@
  * the three must agree on everything (result, status, reason, every field).
  * A DONE head is checked: it ends with CRLFCRLF, has no bare CR or LF and no
  * obs-fold, never both Content-Length and chunked, its spans lie inside it,
- * the header iterator walks it to its end, and the head alone parses the
- * same. After a DONE chunked request head (and in chunked-only mode) the rest
- * is decoded as a chunked body whole and split, and the two must report the
- * same data, the same end and the same error at the same byte.
+ * the header iterator walks it to its end, the framing fields recounted from
+ * the iterator (Host, Content-Length and its decimal value, Transfer-Encoding)
+ * agree with what the parser reported, and the head alone parses the same.
+ * After a DONE chunked request head (and in chunked-only mode) the rest is
+ * decoded as a chunked body whole and split: the two must report the same
+ * data, the same end and the same error at the same byte, and an accepted
+ * body decoded again by a naive whole-buffer decoder gives the same data.
  */
 #include <stdbool.h>
 #include <stdint.h>
