@@ -897,6 +897,8 @@ static void test_chunked_extensions(void **state)
     chunk_err("3;a=b \r", 400, "400 bad chunk extension");
     chunk_err("3;a=(", 400, "400 bad chunk extension");
     chunk_err("3;a=\"\x01", 400, "400 bad chunk extension");
+    chunk_err("3;a=\"\\\x01", 400, "400 bad chunk extension");
+    chunk_ok("3;a;b=\"x\";c=\"\\\"\" \t;d ;e=f\r\nabc\r\n0\r\n\r\n", "abc", 0);
 }
 
 static void test_chunked_trailers(void **state)
@@ -1157,6 +1159,7 @@ static void test_response_errors(void **state)
     (void)state;
     static const struct { const char *s; uint16_t status; } bad[] = {
         {"HTTP/1.1 20 OK\r\n\r\n", 400},
+        {"HTTP/1.1x200 OK\r\n\r\n", 400},
         {"HTTP/1.1 2000 OK\r\n\r\n", 400},
         {"HTTP/1.1 099 OK\r\n\r\n", 400},
         {"HTTP/1.1  200 OK\r\n\r\n", 400},
