@@ -312,11 +312,28 @@ static void expect_line(struct http_parser *p, const uint8_t *v, size_t n)
     if (n == 0)
         return;
     if (ieq(v, n, "100-continue")) {
-        if (r->expect == HTTP_EXPECT_NONE)
+        /* RFC 9110 10.1.1: ignored in an HTTP/1.0 request */
+        if (r->expect == HTTP_EXPECT_NONE && r->minor == 1)
             r->expect = HTTP_EXPECT_CONTINUE;
     } else {
         r->expect = HTTP_EXPECT_OTHER;
     }
+}
+
+/* Host = uri-host [ ":" port ] (RFC 9112 3.2, RFC 3986 3.2.2): reg-name,
+ * IP literal or IPv4 characters, and the port's colon; empty is allowed. No
+ * '/', '?', '#', '@', whitespace or obs-text, which would let the authority
+ * seen here differ from the one a proxy routed on. */
+static bool host_valid(const uint8_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = v[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+            continue;
+        if (!memchr("-._~%!$&'()*+,;=:[]", c, 19))
+            return false;
+    }
+    return true;
 }
 
 /* A field line ends: its CR is at p->pos - 1 (the LF at p->pos not yet counted). */
@@ -339,6 +356,10 @@ static enum http_result field_line_done(struct http_parser *p, const uint8_t *bu
         break;
     case F_EXPECT:
         expect_line(p, buf + a, b - a);
+        break;
+    case F_HOST:
+        if (!host_valid(buf + a, b - a))
+            return fail(p, 400, "400 bad Host");
         break;
     default:
         break;
@@ -670,6 +691,7 @@ bool http_header_next(const uint8_t *head, size_t len, struct http_header_iter *
         if (!lf)
             return false;
         pos = (size_t)(lf - head) + 1;
+        it->pos = (uint32_t)pos;
     }
     if (pos >= len || head[pos] == '\r')
         return false;
@@ -764,6 +786,146 @@ static bool chunk_line_done(struct http_chunked *d)
     return true;
 }
 
+static const char *const bare_lf_in_chunk_line = "400 bare LF in chunk line";
+static const char *const bad_ext = "400 bad chunk extension";
+
+/* One byte of a chunk line before its CR: the size, then the extensions
+ * chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ),
+ * validated and dropped (RFC 9112 7.1.1). Returns an error reason or NULL. */
+static const char *chunk_line_byte(struct http_chunked *d, uint8_t c)
+{
+    switch (d->state) {
+    case CH_SIZE_FIRST:
+        if (!is(c, C_HEX))
+            return c == '\n' ? bare_lf_in_chunk_line : "400 bad chunk size";
+        d->size = 0;
+        d->state = CH_SIZE;
+        __attribute__((fallthrough));
+    case CH_SIZE:
+        if (is(c, C_HEX)) {
+            if (d->size > UINT64_MAX >> 4)
+                return "400 chunk size overflow";
+            unsigned v = is(c, C_DIGIT) ? (unsigned)(c - '0') : (unsigned)(lower(c) - 'a' + 10);
+            d->size = d->size << 4 | v;
+        } else if (c == ';') {
+            d->state = CH_EXT_PRE_NAME;
+        } else if (is(c, C_WS)) {
+            d->state = CH_SIZE_WS;
+        } else if (c == '\r') {
+            d->state = CH_LINE_LF;
+        } else {
+            return c == '\n' ? bare_lf_in_chunk_line : "400 bad chunk size";
+        }
+        return NULL;
+    case CH_SIZE_WS:
+    case CH_EXT_POST_VALUE:
+        /* BWS after the size or a value leads only to another extension:
+         * whitespace at the end of the line is not in the grammar */
+        if (c == ';')
+            d->state = CH_EXT_PRE_NAME;
+        else if (!is(c, C_WS))
+            return bad_ext;
+        return NULL;
+    case CH_EXT_PRE_NAME:
+        if (is(c, C_TCHAR))
+            d->state = CH_EXT_NAME;
+        else if (!is(c, C_WS))
+            return bad_ext;
+        return NULL;
+    case CH_EXT_NAME:
+    case CH_EXT_TOKEN:
+        if (c == '\r')
+            d->state = CH_LINE_LF;
+        else if (c == ';')
+            d->state = CH_EXT_PRE_NAME;
+        else if (c == '=' && d->state == CH_EXT_NAME)
+            d->state = CH_EXT_PRE_VALUE;
+        else if (is(c, C_WS))
+            d->state = d->state == CH_EXT_NAME ? CH_EXT_POST_NAME : CH_EXT_POST_VALUE;
+        else if (!is(c, C_TCHAR))
+            return c == '\n' ? bare_lf_in_chunk_line : bad_ext;
+        return NULL;
+    case CH_EXT_POST_NAME:
+        if (c == ';')
+            d->state = CH_EXT_PRE_NAME;
+        else if (c == '=')
+            d->state = CH_EXT_PRE_VALUE;
+        else if (!is(c, C_WS))
+            return bad_ext;
+        return NULL;
+    case CH_EXT_PRE_VALUE:
+        if (c == '"')
+            d->state = CH_EXT_QUOTED;
+        else if (is(c, C_TCHAR))
+            d->state = CH_EXT_TOKEN;
+        else if (!is(c, C_WS))
+            return bad_ext;
+        return NULL;
+    case CH_EXT_QUOTED:
+        /* qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text */
+        if (c == '"')
+            d->state = CH_EXT_AFTER_VALUE;
+        else if (c == '\\')
+            d->state = CH_EXT_QUOTED_ESC;
+        else if (!is(c, C_FIELD))
+            return bad_ext;
+        return NULL;
+    case CH_EXT_QUOTED_ESC:
+        /* quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text ) */
+        if (!is(c, C_FIELD))
+            return bad_ext;
+        d->state = CH_EXT_QUOTED;
+        return NULL;
+    default:                    /* CH_EXT_AFTER_VALUE */
+        if (c == '\r')
+            d->state = CH_LINE_LF;
+        else if (c == ';')
+            d->state = CH_EXT_PRE_NAME;
+        else if (is(c, C_WS))
+            d->state = CH_EXT_POST_VALUE;
+        else
+            return c == '\n' ? bare_lf_in_chunk_line : bad_ext;
+        return NULL;
+    }
+}
+
+/* One byte of a trailer field line (RFC 9112 7.1.2), validated like a header
+ * field and dropped. Returns an error reason or NULL. */
+static const char *trailer_byte(struct http_chunked *d, uint8_t c)
+{
+    switch (d->state) {
+    case CH_TR_LINE_START:
+        if (c == '\r')
+            d->state = CH_END_LF;
+        else if (c == '\n')
+            return "400 bare LF in trailer";
+        else if (is(c, C_WS))
+            return "400 obs-fold in trailer";
+        else if (is(c, C_TCHAR))
+            d->state = CH_TR_NAME;
+        else
+            return "400 bad trailer field";
+        return NULL;
+    case CH_TR_NAME:
+        if (c == ':')
+            d->state = CH_TR_VALUE;
+        else if (!is(c, C_TCHAR))
+            return is(c, C_WS) ? "400 whitespace before colon in trailer" : "400 bad trailer field";
+        return NULL;
+    case CH_TR_VALUE:
+        if (c == '\r')
+            d->state = CH_TR_LF;
+        else if (!is(c, C_FIELD))
+            return c == '\n' ? "400 bare LF in trailer" : "400 bad trailer field";
+        return NULL;
+    default:                    /* CH_TR_LF */
+        if (c != '\n')
+            return "400 bare CR in trailer";
+        d->state = CH_TR_LINE_START;
+        return NULL;
+    }
+}
+
 size_t http_chunked_decode(struct http_chunked *d, const uint8_t *buf, size_t size,
                            struct http_chunk_event *ev)
 {
@@ -772,123 +934,20 @@ size_t http_chunked_decode(struct http_chunked *d, const uint8_t *buf, size_t si
     ev->size = 0;
     ev->status = 0;
     ev->reason = NULL;
-    size_t i = 0;
     if (d->state == CH_ERROR)
         return chunk_fail(d, ev, 0, d->err_status, d->err_reason);
     if (d->state == CH_DONE) {
         ev->kind = HTTP_CHUNK_END;
         return 0;
     }
-    for (; i < size; i++) {
+    for (size_t i = 0; i < size; i++) {
         uint8_t c = buf[i];
+        const char *err = NULL;
         if (d->state <= CH_LINE_LF && ++d->line > HTTP_CHUNK_LINE_MAX)
             return chunk_fail(d, ev, i, 400, "400 chunk line too long");
-        if (d->state >= CH_TR_LINE_START && d->state <= CH_END_LF &&
-            ++d->trailer > d->max_trailer)
+        if (d->state >= CH_TR_LINE_START && ++d->trailer > d->max_trailer)
             return chunk_fail(d, ev, i, 431, "431 trailer section too large");
         switch (d->state) {
-        case CH_SIZE_FIRST:
-            if (!is(c, C_HEX))
-                return chunk_fail(d, ev, i, 400, c == '\n' ? "400 bare LF in chunk line"
-                                                            : "400 bad chunk size");
-            d->size = 0;
-            d->state = CH_SIZE;
-            __attribute__((fallthrough));
-        case CH_SIZE:
-            if (is(c, C_HEX)) {
-                if (d->size > UINT64_MAX >> 4)
-                    return chunk_fail(d, ev, i, 400, "400 chunk size overflow");
-                unsigned v = is(c, C_DIGIT) ? (unsigned)(c - '0') : (unsigned)(lower(c) - 'a' + 10);
-                d->size = d->size << 4 | v;
-            } else if (c == ';') {
-                d->state = CH_EXT_PRE_NAME;
-            } else if (is(c, C_WS)) {
-                d->state = CH_SIZE_WS;
-            } else if (c == '\r') {
-                d->state = CH_LINE_LF;
-            } else {
-                return chunk_fail(d, ev, i, 400, c == '\n' ? "400 bare LF in chunk line"
-                                                            : "400 bad chunk size");
-            }
-            break;
-        case CH_SIZE_WS:
-        case CH_EXT_POST_VALUE:
-            if (c == ';')
-                d->state = CH_EXT_PRE_NAME;
-            else if (!is(c, C_WS))
-                return chunk_fail(d, ev, i, 400, "400 bad chunk extension");
-            break;
-        case CH_EXT_PRE_NAME:
-            if (is(c, C_TCHAR))
-                d->state = CH_EXT_NAME;
-            else if (!is(c, C_WS))
-                return chunk_fail(d, ev, i, 400, "400 bad chunk extension");
-            break;
-        case CH_EXT_NAME:
-            if (c == '\r')
-                d->state = CH_LINE_LF;
-            else if (c == ';')
-                d->state = CH_EXT_PRE_NAME;
-            else if (c == '=')
-                d->state = CH_EXT_PRE_VALUE;
-            else if (is(c, C_WS))
-                d->state = CH_EXT_POST_NAME;
-            else if (!is(c, C_TCHAR))
-                return chunk_fail(d, ev, i, 400, c == '\n' ? "400 bare LF in chunk line"
-                                                            : "400 bad chunk extension");
-            break;
-        case CH_EXT_POST_NAME:
-            if (c == ';')
-                d->state = CH_EXT_PRE_NAME;
-            else if (c == '=')
-                d->state = CH_EXT_PRE_VALUE;
-            else if (!is(c, C_WS))
-                return chunk_fail(d, ev, i, 400, "400 bad chunk extension");
-            break;
-        case CH_EXT_PRE_VALUE:
-            if (c == '"')
-                d->state = CH_EXT_QUOTED;
-            else if (is(c, C_TCHAR))
-                d->state = CH_EXT_TOKEN;
-            else if (!is(c, C_WS))
-                return chunk_fail(d, ev, i, 400, "400 bad chunk extension");
-            break;
-        case CH_EXT_TOKEN:
-            if (c == '\r')
-                d->state = CH_LINE_LF;
-            else if (c == ';')
-                d->state = CH_EXT_PRE_NAME;
-            else if (is(c, C_WS))
-                d->state = CH_EXT_POST_VALUE;
-            else if (!is(c, C_TCHAR))
-                return chunk_fail(d, ev, i, 400, c == '\n' ? "400 bare LF in chunk line"
-                                                            : "400 bad chunk extension");
-            break;
-        case CH_EXT_QUOTED:
-            /* qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text */
-            if (c == '"')
-                d->state = CH_EXT_AFTER_VALUE;
-            else if (c == '\\')
-                d->state = CH_EXT_QUOTED_ESC;
-            else if (!is(c, C_FIELD))
-                return chunk_fail(d, ev, i, 400, "400 bad chunk extension");
-            break;
-        case CH_EXT_QUOTED_ESC:
-            if (!is(c, C_FIELD))
-                return chunk_fail(d, ev, i, 400, "400 bad chunk extension");
-            d->state = CH_EXT_QUOTED;
-            break;
-        case CH_EXT_AFTER_VALUE:
-            if (c == '\r')
-                d->state = CH_LINE_LF;
-            else if (c == ';')
-                d->state = CH_EXT_PRE_NAME;
-            else if (is(c, C_WS))
-                d->state = CH_EXT_POST_VALUE;
-            else
-                return chunk_fail(d, ev, i, 400, c == '\n' ? "400 bare LF in chunk line"
-                                                            : "400 bad chunk extension");
-            break;
         case CH_LINE_LF:
             if (c != '\n')
                 return chunk_fail(d, ev, i, 400, "400 bare CR in chunk line");
@@ -908,45 +967,10 @@ size_t http_chunked_decode(struct http_chunked *d, const uint8_t *buf, size_t si
             return i + n;
         }
         case CH_DATA_CR:
-            if (c != '\r')
-                return chunk_fail(d, ev, i, 400, "400 missing CRLF after chunk data");
-            d->state = CH_DATA_LF;
-            break;
         case CH_DATA_LF:
-            if (c != '\n')
+            if (c != (d->state == CH_DATA_CR ? '\r' : '\n'))
                 return chunk_fail(d, ev, i, 400, "400 missing CRLF after chunk data");
-            d->state = CH_SIZE_FIRST;
-            break;
-        case CH_TR_LINE_START:
-            if (c == '\r')
-                d->state = CH_END_LF;
-            else if (c == '\n')
-                return chunk_fail(d, ev, i, 400, "400 bare LF in trailer");
-            else if (is(c, C_WS))
-                return chunk_fail(d, ev, i, 400, "400 obs-fold in trailer");
-            else if (is(c, C_TCHAR))
-                d->state = CH_TR_NAME;
-            else
-                return chunk_fail(d, ev, i, 400, "400 bad trailer field");
-            break;
-        case CH_TR_NAME:
-            if (c == ':')
-                d->state = CH_TR_VALUE;
-            else if (!is(c, C_TCHAR))
-                return chunk_fail(d, ev, i, 400, is(c, C_WS) ? "400 whitespace before colon in trailer"
-                                                             : "400 bad trailer field");
-            break;
-        case CH_TR_VALUE:
-            if (c == '\r')
-                d->state = CH_TR_LF;
-            else if (!is(c, C_FIELD))
-                return chunk_fail(d, ev, i, 400, c == '\n' ? "400 bare LF in trailer"
-                                                            : "400 bad trailer field");
-            break;
-        case CH_TR_LF:
-            if (c != '\n')
-                return chunk_fail(d, ev, i, 400, "400 bare CR in trailer");
-            d->state = CH_TR_LINE_START;
+            d->state = d->state == CH_DATA_CR ? CH_DATA_LF : CH_SIZE_FIRST;
             break;
         case CH_END_LF:
             if (c != '\n')
@@ -955,10 +979,13 @@ size_t http_chunked_decode(struct http_chunked *d, const uint8_t *buf, size_t si
             ev->kind = HTTP_CHUNK_END;
             return i + 1;
         default:
-            return 0;           /* CH_DONE, CH_ERROR: handled above */
+            err = d->state < CH_LINE_LF ? chunk_line_byte(d, c) : trailer_byte(d, c);
+            if (err)
+                return chunk_fail(d, ev, i, 400, err);
+            break;
         }
     }
-    return i;
+    return size;
 }
 
 size_t http_chunk_header(uint8_t out[HTTP_CHUNK_HEADER_MAX], uint64_t n)
