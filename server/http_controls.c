@@ -216,6 +216,8 @@ int http_controls_parse(struct http_controls *c, const char *query, size_t len,
                         const struct http_controls_limits *lim, char *hdrs, size_t hdrs_cap)
 {
     memset(c, 0, sizeof(*c));
+    if (len == 0)
+        return 0;           /* query may be NULL: no arithmetic on it */
     const char *p = query, *end = query + len;
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));

@@ -15,6 +15,8 @@ struct jw {
 
 static void put(struct jw *w, const char *s, size_t n)
 {
+    if (n == 0)
+        return;     /* s may be NULL then (an empty span), which memcpy does not allow */
     if (w->p != NULL) {
         if (!w->ok || n > w->cap - w->len) {
             w->ok = false;
@@ -33,6 +35,10 @@ static const char hex[] = "0123456789abcdef";
 static void put_string(struct jw *w, struct http_json_str s)
 {
     PUT_LIT(w, "\"");
+    if (s.len == 0) {       /* s.p may be NULL: no arithmetic on it */
+        PUT_LIT(w, "\"");
+        return;
+    }
     const unsigned char *p = (const unsigned char *)s.p, *end = p + s.len, *run = p;
     for (; p < end; p++) {
         unsigned char c = *p;

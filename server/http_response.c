@@ -160,6 +160,8 @@ struct out {
 
 static void put(struct out *o, const char *s, size_t n)
 {
+    if (n == 0)
+        return;     /* s may be NULL then, which memcpy does not allow */
     if (!o->ok || n > o->cap - o->len) {
         o->ok = false;
         return;
