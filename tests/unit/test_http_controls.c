@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +224,32 @@ static void test_bad_headers(void **state)
     expect_error("header=X-A:1&status=700", 400, "bad status value");
 }
 
+/* Every byte value as a name byte and as a value byte: names take exactly
+ * RFC 9110's tchar, values visible ASCII, SP and HTAB. */
+static void test_every_byte(void **state)
+{
+    (void)state;
+    const char *tchar = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
+                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    for (int b = 0; b < 256; b++) {
+        char q[64];
+        struct http_controls c;
+        snprintf(q, sizeof(q), "header=X%%%02X:v", b);
+        int rc = parse(&c, q);
+        /* A decoded ':' ends the name: "X" with the value ":v", fine. */
+        bool want = b == ':' || (b != 0 && strchr(tchar, b) != NULL);
+        if ((rc == 0) != want)
+            fail_msg("name byte 0x%02x: got %d, want %s", b, rc, want ? "accepted" : "400");
+        snprintf(q, sizeof(q), "header=X:a%%%02Xb", b);
+        rc = parse(&c, q);
+        want = (b >= 0x21 && b <= 0x7e) || b == ' ' || b == '\t';
+        if ((rc == 0) != want)
+            fail_msg("value byte 0x%02x: got %d, want %s", b, rc, want ? "accepted" : "400");
+        if (rc == 0)
+            assert_int_equal(hdrs[4], b);
+    }
+}
+
 /* The added lines must fit the caller's buffer, whatever its size: an exact
  * fit succeeds, one byte less is a 400, and nothing is written past it. */
 static void test_header_bound(void **state)
@@ -301,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_close_and_format),
         cmocka_unit_test(test_headers),
         cmocka_unit_test(test_bad_headers),
+        cmocka_unit_test(test_every_byte),
         cmocka_unit_test(test_header_bound),
         cmocka_unit_test(test_every_prefix),
     };
