@@ -57,12 +57,15 @@ static bool is_digit(int b)
     return b >= '0' && b <= '9';
 }
 
-/* RFC 9110 tchar. */
+/* RFC 9110 tchar: "!#$%&'*+-.^_`|~", digits and letters, as a 128-bit set. */
+#define TCHAR_LO UINT64_C(0x03ff6cfa00000000)   /* bytes 0-63 */
+#define TCHAR_HI UINT64_C(0x57ffffffc7fffffe)   /* bytes 64-127 */
+
 static bool is_tchar(int b)
 {
-    if ((b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || is_digit(b))
-        return true;
-    return b > 0 && b < 0x80 && strchr("!#$%&'*+-.^_`|~", b) != NULL;
+    if (b < 0 || b >= 128)
+        return false;
+    return b < 64 ? (TCHAR_LO >> b) & 1 : (TCHAR_HI >> (b - 64)) & 1;
 }
 
 /* What a control may put in a field value: visible ASCII, SP, HTAB. */
@@ -216,6 +219,8 @@ int http_controls_parse(struct http_controls *c, const char *query, size_t len,
                         const struct http_controls_limits *lim, char *hdrs, size_t hdrs_cap)
 {
     memset(c, 0, sizeof(*c));
+    if (len == 0)
+        return 0;           /* query may be NULL: no arithmetic on it */
     const char *p = query, *end = query + len;
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));

@@ -7,6 +7,8 @@
 
 #include <string.h>
 
+#include "common/http.h"
+
 struct jw {
     char *p;            /* NULL: count only */
     size_t cap, len;
@@ -15,6 +17,8 @@ struct jw {
 
 static void put(struct jw *w, const char *s, size_t n)
 {
+    if (n == 0)
+        return;     /* s may be NULL then (an empty span), which memcpy does not allow */
     if (w->p != NULL) {
         if (!w->ok || n > w->cap - w->len) {
             w->ok = false;
@@ -33,6 +37,10 @@ static const char hex[] = "0123456789abcdef";
 static void put_string(struct jw *w, struct http_json_str s)
 {
     PUT_LIT(w, "\"");
+    if (s.len == 0) {       /* s.p may be NULL: no arithmetic on it */
+        PUT_LIT(w, "\"");
+        return;
+    }
     const unsigned char *p = (const unsigned char *)s.p, *end = p + s.len, *run = p;
     for (; p < end; p++) {
         unsigned char c = *p;
@@ -138,4 +146,40 @@ bool http_json_header_array(void *ctx, size_t *cursor, struct http_json_str *nam
     *value = h->pairs[2 * *cursor + 1];
     (*cursor)++;
     return true;
+}
+
+bool http_json_header_head(void *ctx, size_t *cursor, struct http_json_str *name,
+                           struct http_json_str *value)
+{
+    const struct http_json_head *h = ctx;
+    struct http_header_iter it = {(uint32_t)*cursor};
+    struct http_span n, v;
+    if (!http_header_next(h->in, h->len, &it, &n, &v))
+        return false;
+    *name = (struct http_json_str){(const char *)h->in + n.off, n.len};
+    *value = (struct http_json_str){(const char *)h->in + v.off, v.len};
+    *cursor = it.pos;
+    return true;
+}
+
+static struct http_json_str str_at(const uint8_t *in, struct http_span s)
+{
+    return (struct http_json_str){(const char *)in + s.off, s.len};
+}
+
+void http_json_from_request(struct http_json_request *r, struct http_json_head *head,
+                            const uint8_t *in, const struct http_request *req)
+{
+    /* The parser accepts only these two versions; the text is as sent. */
+    static const char v10[] = "HTTP/1.0", v11[] = "HTTP/1.1";
+    head->in = in;
+    head->len = req->head_len;
+    r->method = str_at(in, req->method);
+    r->target = str_at(in, req->target);
+    r->path = str_at(in, req->path);
+    r->query = str_at(in, req->query);
+    r->version = req->minor == 0 ? (struct http_json_str){v10, sizeof(v10) - 1}
+                                 : (struct http_json_str){v11, sizeof(v11) - 1};
+    r->next_header = http_json_header_head;
+    r->header_ctx = head;
 }

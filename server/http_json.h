@@ -62,6 +62,21 @@ struct http_json_headers {
 bool http_json_header_array(void *ctx, size_t *cursor, struct http_json_str *name,
                             struct http_json_str *value);
 
+/* The adapter to common/http.h: a request head the parser reported DONE.
+ * http_json_from_request() fills r's method, target, path, query, version
+ * and header source from it (remote, listener and worker are the caller's);
+ * head must outlive r, and in[0..req->head_len) must stay put until
+ * http_json_begin has run. */
+struct http_request;
+struct http_json_head {
+    const uint8_t *in;
+    size_t len;
+};
+bool http_json_header_head(void *ctx, size_t *cursor, struct http_json_str *name,
+                           struct http_json_str *value);
+void http_json_from_request(struct http_json_request *r, struct http_json_head *head,
+                            const uint8_t *in, const struct http_request *req);
+
 /* Exact bytes http_json_begin writes for r. */
 size_t http_json_begin_size(const struct http_json_request *r);
 /* Render up to and including "body_bytes":; the length, or 0 if over cap. */

@@ -160,6 +160,8 @@ struct out {
 
 static void put(struct out *o, const char *s, size_t n)
 {
+    if (n == 0)
+        return;     /* s may be NULL then, which memcpy does not allow */
     if (!o->ok || n > o->cap - o->len) {
         o->ok = false;
         return;
@@ -236,6 +238,11 @@ size_t http_response_error(unsigned status, const char *detail, bool head_only,
     if (status < STATUS_LOWEST || status > STATUS_HIGHEST)
         return 0;
     const char *reason = detail != NULL ? detail : http_status_reason(status);
+    /* The parser's reasons are whole bodies ("400 bare LF"): take them as they are. */
+    if (detail != NULL && strlen(detail) >= 4 && detail[3] == ' ' &&
+        detail[0] == (char)('0' + status / 100) && detail[1] == (char)('0' + status / 10 % 10) &&
+        detail[2] == (char)('0' + status % 10))
+        reason = detail + 4;
     size_t rlen = strnlen(reason, HTTP_ERROR_DETAIL_MAX);
     struct http_head r = {
         .status = status,

@@ -83,8 +83,10 @@ size_t http_response_head(const struct http_head *r, const struct http_date *d,
 
 /* An error response: status, Content-Type: text/plain, Connection: close, and
  * the body "NNN reason" (no newline), where reason is detail or, when detail
- * is NULL, the status's reason phrase. head_only (a HEAD request) leaves the
- * body out but keeps its Content-Length. */
+ * is NULL, the status's reason phrase. A detail that already starts with
+ * "NNN " for this status (common/http.h's err_reason) is used as the whole
+ * body. head_only (a HEAD request) leaves the body out but keeps its
+ * Content-Length. */
 size_t http_response_error(unsigned status, const char *detail, bool head_only,
                            const struct http_date *d, char *out, size_t cap);
 

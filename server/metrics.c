@@ -64,6 +64,8 @@ static bool measuring(const struct mw *w)
 
 static void put(struct mw *w, const char *s, size_t n)
 {
+    if (n == 0)
+        return;     /* s may be NULL then (an empty span), which memcpy does not allow */
     if (!measuring(w)) {
         if (!w->ok || n > w->cap - w->len) {
             w->ok = false;

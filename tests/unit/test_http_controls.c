@@ -1,8 +1,10 @@
 /* test_http_controls.c - the query-string controls (server/http_controls.c):
  * each key with good and bad values and the status it answers, percent and
  * '+' decoding, repeated and unknown keys, the refused header names, the
- * bound on added header bytes (never a byte written past it), and that
- * parsing never reads past the query's length.
+ * bound on added header bytes (never a byte written past it), every byte
+ * value as name and value byte, parsing never reading past the query's
+ * length, and 100,000 random queries that give either an error with a reason
+ * or well-formed header lines.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +226,32 @@ static void test_bad_headers(void **state)
     expect_error("header=X-A:1&status=700", 400, "bad status value");
 }
 
+/* Every byte value as a name byte and as a value byte: names take exactly
+ * RFC 9110's tchar, values visible ASCII, SP and HTAB. */
+static void test_every_byte(void **state)
+{
+    (void)state;
+    const char *tchar = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
+                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    for (int b = 0; b < 256; b++) {
+        char q[64];
+        struct http_controls c;
+        snprintf(q, sizeof(q), "header=X%%%02X:v", b);
+        int rc = parse(&c, q);
+        /* A decoded ':' ends the name: "X" with the value ":v", fine. */
+        bool want = b == ':' || (b != 0 && strchr(tchar, b) != NULL);
+        if ((rc == 0) != want)
+            fail_msg("name byte 0x%02x: got %d, want %s", b, rc, want ? "accepted" : "400");
+        snprintf(q, sizeof(q), "header=X:a%%%02Xb", b);
+        rc = parse(&c, q);
+        want = (b >= 0x21 && b <= 0x7e) || b == ' ' || b == '\t';
+        if ((rc == 0) != want)
+            fail_msg("value byte 0x%02x: got %d, want %s", b, rc, want ? "accepted" : "400");
+        if (rc == 0)
+            assert_int_equal(hdrs[4], b);
+    }
+}
+
 /* The added lines must fit the caller's buffer, whatever its size: an exact
  * fit succeeds, one byte less is a 400, and nothing is written past it. */
 static void test_header_bound(void **state)
@@ -291,6 +320,102 @@ static void test_every_prefix(void **state)
     assert_memory_equal(hdrs, "X-A: b c\r\n", c.headers_len);
 }
 
+/* Random queries built from the pieces that matter: whatever comes out is
+ * either an error with a reason, or well-formed "token: value\r\n" lines
+ * within the buffer with values the contract allows, never CR or LF inside. */
+static uint64_t rng = UINT64_C(0x2545F4914F6CDD1D);
+static unsigned next_rand(unsigned n)
+{
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (unsigned)(rng % n);
+}
+
+static void check_lines(const char *h, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        size_t name = i;
+        while (i < len && h[i] != ':') {
+            assert_true(strchr("\r\n :", h[i]) == NULL);
+            i++;
+        }
+        assert_true(i > name && i + 1 < len && h[i + 1] == ' ');
+        i += 2;
+        while (i < len && h[i] != '\r') {
+            unsigned char b = (unsigned char)h[i];
+            assert_true((b >= 0x21 && b <= 0x7e) || b == ' ' || b == '\t');
+            i++;
+        }
+        assert_true(i + 1 < len && h[i + 1] == '\n');
+        i += 2;
+    }
+    assert_int_equal(i, len);
+}
+
+static void test_random_queries(void **state)
+{
+    (void)state;
+    /* Pairs of a key and a value made of pieces, good ones more likely. */
+    static const char *const keys[] = {
+        "status=", "delay=", "size=", "close=", "format=", "header=", "header=", "header=",
+        "header=X-A:", "header=X-B%3A", "x=", "", "=",
+    };
+    static const char *const pieces[] = {
+        "v", "v", "a+b", "%20", "200", "1", "json", ":", "%3A", "X-C", "%0D", "%0A", "%00", "%",
+        "%2", "%zz", "+", "=", "99999", "Content-Length:", "date:", "\t", "\r\n", "\xff", ";",
+        "?", "#", "%7E", "%7F",
+    };
+    char q[256];
+    static char buf[96];
+    unsigned errors = 0, with_headers = 0;
+    for (int iter = 0; iter < 100000; iter++) {
+        size_t n = 0;
+        unsigned npairs = 1 + next_rand(4);
+        for (unsigned j = 0; j < npairs; j++) {
+            const char *k = keys[next_rand(sizeof(keys) / sizeof(keys[0]))];
+            size_t l = strlen(k);
+            if (n + l + 1 >= sizeof(q))
+                break;
+            if (j > 0)
+                q[n++] = '&';
+            memcpy(q + n, k, l);
+            n += l;
+            unsigned nv = next_rand(4);
+            for (unsigned v = 0; v < nv; v++) {
+                const char *pc = pieces[next_rand(sizeof(pieces) / sizeof(pieces[0]))];
+                l = strlen(pc);
+                if (n + l >= sizeof(q))
+                    break;
+                memcpy(q + n, pc, l);
+                n += l;
+            }
+        }
+        char *copy = malloc(n ? n : 1);
+        assert_non_null(copy);
+        memcpy(copy, q, n);
+        struct http_controls c;
+        size_t cap = next_rand(4) == 0 ? next_rand(sizeof(buf) + 1) : sizeof(buf);
+        int rc = http_controls_parse(&c, copy, n, &lim, buf, cap);
+        free(copy);
+        if (rc != 0) {
+            assert_true(rc == 400 || rc == 413);
+            assert_non_null(c.error);
+            errors++;
+            continue;
+        }
+        assert_null(c.error);
+        with_headers += c.nheaders > 0;
+        assert_true(c.headers_len <= cap);
+        check_lines(buf, c.headers_len);
+        assert_true(c.status == 0 || (c.status >= 200 && c.status <= 599));
+        assert_true(c.delay_ms <= lim.max_delay_ms);
+        assert_true(c.size <= lim.max_size);
+    }
+    /* Both outcomes happen often, so the checks above did run. */
+    if (errors < 1000 || with_headers < 1000)
+        fail_msg("%u errors, %u with headers: the generator misses a side", errors, with_headers);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -301,8 +426,10 @@ int main(void)
         cmocka_unit_test(test_close_and_format),
         cmocka_unit_test(test_headers),
         cmocka_unit_test(test_bad_headers),
+        cmocka_unit_test(test_every_byte),
         cmocka_unit_test(test_header_bound),
         cmocka_unit_test(test_every_prefix),
+        cmocka_unit_test(test_random_queries),
     };
     return cmocka_run_group_tests_name("http_controls", tests, NULL, NULL);
 }

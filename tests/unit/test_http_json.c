@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/http.h"
 #include "server/http_json.h"
 
 #define GUARD 32
@@ -374,6 +375,35 @@ static void test_header_iterators(void **state)
     free(s);
 }
 
+/* With the real parser: what a client sent, through common/http.c. */
+static void test_from_parsed_request(void **state)
+{
+    (void)state;
+    static const char wire[] = "\r\nPOST /p/q?format=json&x=%41 HTTP/1.0\r\n"
+                               "Host: h\r\nX-Sp:   a b  \r\nx-sp: 2\r\n"
+                               "Content-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\n";
+    struct http_parser p;
+    struct http_request req;
+    http_request_parser_init(&p, 16384);
+    assert_int_equal(http_parse_request(&p, (const uint8_t *)wire, sizeof(wire) - 1, &req),
+                     HTTP_DONE);
+    struct http_json_request r = {.remote = S("[::1]:9"), .listener = S("http://[::1]:80"),
+                                  .worker = 3};
+    struct http_json_head head;
+    http_json_from_request(&r, &head, (const uint8_t *)wire, &req);
+    size_t len;
+    char *s = render(&r, 3, &len);
+    assert_string_equal(s, "{\"method\":\"POST\",\"target\":\"/p/q?format=json&x=%41\","
+                           "\"path\":\"/p/q\",\"query\":\"format=json&x=%41\","
+                           "\"version\":\"HTTP/1.0\",\"headers\":[[\"Host\",\"h\"],"
+                           "[\"X-Sp\",\"a b\"],[\"x-sp\",\"2\"],[\"Content-Length\",\"3\"]],"
+                           "\"remote\":\"[::1]:9\",\"listener\":\"http://[::1]:80\","
+                           "\"worker\":3,\"body_bytes\":3}");
+    free(s);
+    /* The bound from the head's length holds for it too. */
+    assert_true(len <= HTTP_JSON_MAX(req.head_len, r.remote.len + r.listener.len));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -382,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_bound),
         cmocka_unit_test(test_header_iterators),
+        cmocka_unit_test(test_from_parsed_request),
     };
     return cmocka_run_group_tests_name("http_json", tests, NULL, NULL);
 }

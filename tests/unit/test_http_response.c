@@ -251,6 +251,22 @@ static void test_error_responses(void **state)
                              "Content-Type: text/plain\r\nContent-Length: 20\r\n"
                              "Connection: close\r\n" NOSNIFF "\r\n400 bad status value");
 
+    /* A parser reason is already "NNN what": not doubled. */
+    char twice[HTTP_ERROR_MAX + 1];
+    size_t t = http_response_error(400, "400 bad status value", false, &date, twice,
+                                   sizeof(twice) - 1);
+    assert_int_equal(t, n);
+    assert_memory_equal(twice, buf, n);
+    t = http_response_error(505, "505 HTTP version not supported", false, &date, twice,
+                            sizeof(twice) - 1);
+    twice[t] = '\0';
+    assert_non_null(strstr(twice, "\r\n\r\n505 HTTP version not supported"));
+    assert_null(strstr(twice, "505 505"));
+    /* ...but only for its own status. */
+    t = http_response_error(400, "413 x", false, &date, twice, sizeof(twice) - 1);
+    twice[t] = '\0';
+    assert_non_null(strstr(twice, "\r\n\r\n400 413 x"));
+
     /* HEAD: the same head, no body. */
     size_t h = http_response_error(400, "bad status value", true, &date, buf, sizeof(buf) - 1);
     assert_int_equal(h, n - 20);

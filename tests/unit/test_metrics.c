@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -405,6 +406,57 @@ static void test_max(void **state)
     assert_int_equal(metrics_render(&empty, buf, sizeof(buf)), 0);
 }
 
+/* A worker observing while another thread scrapes: relaxed single-writer
+ * counters, no lock; under TSan this must be race-free, and every scrape
+ * sees cumulative buckets that never go down. */
+#define OBSERVATIONS 200000
+static struct metrics_hist live;
+
+static void *observer(void *arg)
+{
+    (void)arg;
+    for (uint64_t i = 0; i < OBSERVATIONS; i++)
+        metrics_hist_observe(&live, (i * 7919) % UINT64_C(20000000000));
+    return NULL;
+}
+
+static uint64_t inf_count(const char *t)
+{
+    const char *p = strstr(t, "le=\"+Inf\"} ");
+    assert_non_null(p);
+    return strtoull(p + strlen("le=\"+Inf\"} "), NULL, 10);
+}
+
+static void test_scrape_while_observing(void **state)
+{
+    (void)state;
+    memset(&live, 0, sizeof(live));
+    struct metrics_hist_family f = {
+        .name = "echod_request_duration_seconds", .help = "h",
+        .series = {.nseries = 1}, .where = {&live, 0, 0, 1},
+    };
+    struct metrics_source s = {.hists = &f, .nhists = 1};
+    size_t max = metrics_render_max(&s);
+    char *buf = malloc(max + 1);
+    assert_non_null(buf);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, observer, NULL), 0);
+    uint64_t last = 0;
+    for (int i = 0; i < 200; i++) {
+        size_t n = metrics_render(&s, buf, max);
+        assert_true(n > 0);
+        buf[n] = '\0';
+        uint64_t c = inf_count(buf);
+        assert_true(c >= last);
+        last = c;
+    }
+    assert_int_equal(pthread_join(t, NULL), 0);
+    size_t n = metrics_render(&s, buf, max);
+    buf[n] = '\0';
+    assert_int_equal(inf_count(buf), OBSERVATIONS);
+    free(buf);
+}
+
 static int dump(const char *path)
 {
     fill_sample();
@@ -435,6 +487,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_grammar),
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_max),
+        cmocka_unit_test(test_scrape_while_observing),
     };
     return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
 }
