@@ -741,8 +741,8 @@ static bool http_on_input(struct conn *c)
         if (c->state == CONN_CLOSED)
             return true;
         progress |= step;
-        if (!step)
-            break;
+        if (!step || c->held)
+            break;      /* a delay= hold: the timer brings us back */
         /* Between requests with nothing buffered: give the state back. */
         st = ST(c);
         if (st != NULL && st->phase == PH_HEAD && !st->head_done &&
