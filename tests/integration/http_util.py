@@ -219,7 +219,7 @@ class HttpConn:
         self.sock.settimeout(wait)
         try:
             data = self.sock.recv(1)
-        except socket.timeout:
+        except (socket.timeout, BlockingIOError):
             return True
         finally:
             self.sock.settimeout(bound(10))
