@@ -31,6 +31,8 @@ DEB_PACKAGES := gcc make pkg-config libconfig-dev libcmocka-dev libsystemd-dev \
                 iproute2 systemd debootstrap groff-base
 # promtool checks the /metrics text (tests/integration/test_metrics_format.py).
 DEB_PACKAGES += prometheus
+# Real HTTP clients and a real proxy for the http:// tests (tests/integration/test_http_*.py).
+DEB_PACKAGES += curl apache2-utils wrk nginx-light
 
 VERSION := 1.0.0
 comma := ,

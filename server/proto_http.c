@@ -335,6 +335,52 @@ static bool put_chunk(struct conn *c, const void *p, size_t n)
     return conn_out_put(c, line, k) && conn_out_put(c, p, n) && conn_out_put(c, HTTP_CRLF, 2);
 }
 
+/* A chunked body is looked at before its response starts, so that what is
+ * wrong with it can still be answered with a status: wait for its first
+ * chunk line, then check every chunk line already in the buffer (on a copy
+ * of the decoder: the body itself is read later). An error or a body over
+ * max_frame_size found here gets its 400/413; one that comes after the
+ * response began can only cut it. Returns 0 to go on, 1 when answered (an
+ * error) and -1 to wait for more input. */
+static int chunked_gate(struct conn *c)
+{
+    struct proto_http_state *st = ST(c);
+    const struct http_request *req = &st->req;
+    struct http_chunked d;
+    http_chunked_init(&d, c->w->cfg->http_max_header_size);
+    const uint8_t *p = buf_head(c->in) + req->head_len;
+    size_t left = buf_len(c->in) - req->head_len;
+    bool event = false;
+    for (;;) {
+        struct http_chunk_event ev;
+        size_t used = http_chunked_decode(&d, p, left, &ev);
+        p += used;
+        left -= used;
+        if (http_chunked_announced(&d) > c->w->cfg->max_frame_size) {
+            send_error(c, 413, "413 chunked body over max_frame_size");
+            return 1;
+        }
+        if (ev.kind == HTTP_CHUNK_ERROR) {
+            send_error(c, ev.status, ev.reason);
+            return 1;
+        }
+        if (ev.kind == HTTP_CHUNK_NONE)
+            break;
+        event = true;   /* data, or the end */
+        if (ev.kind == HTTP_CHUNK_END)
+            break;
+    }
+    if (!event && http_chunked_announced(&d) == 0) {
+        /* Not even the first chunk line yet. */
+        if (c->peer_eof) {
+            send_error(c, 400, "400 request cut short by the end of input");
+            return 1;
+        }
+        return -1;
+    }
+    return 0;
+}
+
 /* The request head is parsed: answer it, or start its response. Returns
  * false when the output has no room yet (nothing done: try again). */
 static bool start_response(struct conn *c)
@@ -379,6 +425,11 @@ static bool start_response(struct conn *c)
         if (!conn_out_put(c, HTTP_RESPONSE_CONTINUE, HTTP_RESPONSE_CONTINUE_LEN))
             return true;
         st->continued = true;
+    }
+    if (req->chunked) {
+        int gate = chunked_gate(c);
+        if (gate != 0)
+            return gate > 0;
     }
     if (ctl.delay_ms > 0 && !st->delayed) {
         st->delayed = true;
@@ -709,8 +760,8 @@ static bool http_on_input(struct conn *c)
         if (c->state == CONN_CLOSED)
             return true;
         progress |= step;
-        if (!step)
-            break;
+        if (!step || c->held)
+            break;      /* a delay= hold: the timer brings us back */
         /* Between requests with nothing buffered: give the state back. */
         st = ST(c);
         if (st != NULL && st->phase == PH_HEAD && !st->head_done &&
@@ -739,7 +790,7 @@ static bool http_in_request(const struct conn *c)
     if (st == NULL)
         return false;
     if (st->phase == PH_HEAD)
-        return !st->head_done && c->in != NULL && buf_len(c->in) > 0;
+        return st->head_done || (c->in != NULL && buf_len(c->in) > 0);
     return st->phase == PH_BODY && !st->body_done;
 }
 
