@@ -271,14 +271,23 @@ static int apply_addresses(struct listener *l, struct config *cfg)
     return 0;
 }
 
-/* Accepted sockets inherit TCP_NODELAY and SO_KEEPALIVE from their listening
- * socket (Linux copies both, and starts the keepalive timer), so they are set
- * here once instead of with two calls per connection. */
+/* Accepted sockets inherit TCP_NODELAY, SO_KEEPALIVE, the keepalive timing
+ * and TCP_USER_TIMEOUT from their listening socket (Linux copies them all,
+ * and starts the keepalive timer), so they are set here once instead of with
+ * calls per connection. A reload sets them again: new connections get the
+ * new values, open ones keep theirs. Unix listeners ignore them. */
 static void set_accepted_options(struct listen_socket *s, const struct config *cfg)
 {
+    /* In range by the config table: at most USER_TIMEOUT_MAX s fits an int of ms. */
+    unsigned user_timeout_ms = (unsigned)(cfg->tcp_user_timeout * 1000.0 + 0.5);
     int rc = net_set_nodelay(s->fd, cfg->tcp_nodelay);
     if (rc == 0)
         rc = net_set_keepalive(s->fd, cfg->tcp_keepalive);
+    if (rc == 0)
+        rc = net_set_keepalive_timing(s->fd, cfg->tcp_keepalive_idle,
+                                      cfg->tcp_keepalive_interval, cfg->tcp_keepalive_count);
+    if (rc == 0)
+        rc = net_set_user_timeout(s->fd, user_timeout_ms);
     if (rc < 0)
         log_warn("listen %s: socket options: %s", s->name, strerror(-rc));
 }
