@@ -31,6 +31,8 @@ DEB_PACKAGES := gcc make pkg-config libconfig-dev libcmocka-dev libsystemd-dev \
                 iproute2 systemd debootstrap groff-base
 # promtool checks the /metrics text (tests/integration/test_metrics_format.py).
 DEB_PACKAGES += prometheus
+# nft(8) builds the faults of the network-namespace tests (tests/integration/test_netns_*.py).
+DEB_PACKAGES += nftables
 
 VERSION := 1.0.0
 comma := ,
