@@ -5,15 +5,18 @@ at once, with SIGHUP reloads every few seconds (make soak; SOAK_SECONDS).
 Loads are rows of LOADS (name, protocol, well-behaved or abusive, how many
 at once, the function that runs one). Each runner loops until the stop flag
 and counts, in its Tally, exactly what echod will count for it: connections
-it opened (accepted by echod), requests echod completed, error replies or
-timeouts it provoked. raw:// and http:// loads are added as rows with their
-own protocol when echod speaks them.
+it opened (accepted by echod), requests echod completed (in STATS'
+requests_by_protocol under the load's protocol), error replies or timeouts
+it provoked. echod listens with every protocol it speaks (framed, raw://,
+http://); a new kind of load is one more row. A raw "request" is whatever
+one recv() got, which no client can know: raw loads are checked byte for
+byte, and their request count only for being at least one per connection.
 
 At the end it asserts:
   - well-behaved loads saw zero errors (every reply byte checked);
-  - STATS connections_total, requests_total and errors_total equal the sums
-    of the tallies, connections_rejected is 0, connections_current is back
-    to 1 (the STATS connection asking);
+  - STATS connections_total, errors_total and the framed and http request
+    counts equal the sums of the tallies, connections_rejected is 0,
+    connections_current is back to 1 (the STATS connection asking);
   - echod's descriptors and RSS are back to their baseline, taken after a
     warm-up round of every load, within a slack: each worker keeps up to
     WORKER_PIPES_KEEP splice pipes (2 fds each) and WORKER_POOL_KEEP spare
@@ -62,27 +65,31 @@ def frame(t, payload=b"", length=None):
 
 
 class Tally:
-    """What one load did, in echod's units; merged under a lock at the end."""
+    """What one load did, in echod's units; summed at the end."""
 
     def __init__(self):
+        self.proto = "framed"
         self.connections = 0    # connections echod accepted
         self.requests = 0       # frames echod completed (its requests_total)
         self.server_errors = 0  # error replies / timeouts echod counted (errors_total)
         self.client_errors = 0  # anything a well-behaved client did not expect
+        self.raw_connections = 0    # raw connections that sent at least a byte
         self.detail = ""
 
     def add(self, other):
-        for k in ("connections", "requests", "server_errors", "client_errors"):
+        for k in ("connections", "requests", "server_errors", "client_errors",
+                  "raw_connections"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
 
 
 class Ctx:
-    def __init__(self, port, stop):
-        self.port = port
+    def __init__(self, ports, stop):
+        self.ports = ports      # protocol -> port
+        self.port = ports["framed"]
         self.stop = stop
 
-    def connect(self, timeout=20):
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+    def connect(self, timeout=20, proto="framed"):
+        s = socket.create_connection(("127.0.0.1", self.ports[proto]), timeout=timeout)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return s
 
@@ -230,6 +237,72 @@ def load_stats(ctx, t):
             t.requests += 1
 
 
+def load_raw(ctx, t):
+    """raw:// (RFC 862): bytes back as they came, to our EOF."""
+    rng = random.Random(15)
+    while not ctx.stop.is_set():
+        with ctx.connect(proto="raw") as s:
+            t.connections += 1
+            p = rng.randbytes(rng.randint(1, 512 << 10))
+            err = []
+
+            def sender():
+                try:
+                    s.sendall(p)
+                    s.shutdown(socket.SHUT_WR)
+                except OSError as e:
+                    err.append(e)
+
+            th = threading.Thread(target=sender, daemon=True)
+            th.start()
+            got = read_to_eof(s)
+            th.join(30)
+            if err or got != p:
+                t.client_errors += 1
+            t.raw_connections += 1
+
+
+def read_http_response(s, buf):
+    """(status, headers dict, body, rest of buf) of one response."""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(1 << 16)
+        if not chunk:
+            raise ConnectionError("EOF inside a response head")
+        buf += chunk
+    head, buf = buf.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, v = line.split(":", 1)
+        headers[k.strip().lower()] = v.strip()
+    n = int(headers.get("content-length", "0"))
+    while len(buf) < n:
+        chunk = s.recv(1 << 16)
+        if not chunk:
+            raise ConnectionError("EOF inside a response body")
+        buf += chunk
+    return status, headers, buf[:n], buf[n:]
+
+
+def load_http(ctx, t):
+    """http://: persistent connections, POSTs echoed, a few pipelined."""
+    rng = random.Random(16)
+    while not ctx.stop.is_set():
+        with ctx.connect(proto="http") as s:
+            t.connections += 1
+            buf = b""
+            for _ in range(rng.randint(1, 30)):
+                bodies = [rng.randbytes(rng.randint(1, 64 << 10)) for _ in range(rng.randint(1, 4))]
+                s.sendall(b"".join(b"POST /soak HTTP/1.1\r\nHost: soak\r\nContent-Length: "
+                                   + str(len(b)).encode() + b"\r\n\r\n" + b for b in bodies))
+                for b in bodies:
+                    status, _, body, buf = read_http_response(s, buf)
+                    if status != 200 or body != b:
+                        t.client_errors += 1
+                    t.requests += 1
+
+
 # ---- abusive loads: errors are what they are for ----------------------
 
 def load_garbage(ctx, t):
@@ -252,6 +325,26 @@ def load_garbage(ctx, t):
             assert typ == "!" and body.startswith(b"413 "), (typ, body[:60])
             t.server_errors += 1
             read_to_eof(s)
+        time.sleep(0.01)
+
+
+def load_http_garbage(ctx, t):
+    """http://: a good GET, then a malformed head: a 400 and close."""
+    rng = random.Random(17)
+    bad = [b"GET / HTTP/1.1\r\nHost: a\r\nno colon here\r\n\r\n",
+           b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+           b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+           b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all\r\n\r\n"]
+    while not ctx.stop.is_set():
+        with ctx.connect(proto="http") as s:
+            t.connections += 1
+            s.sendall(b"GET /x HTTP/1.1\r\nHost: soak\r\n\r\n" + rng.choice(bad))
+            status, _, body, rest = read_http_response(s, b"")
+            assert status == 200 and body.startswith(b"GET /x HTTP/1.1\r\n"), (status, body[:60])
+            t.requests += 1
+            status, _, body, rest = read_http_response(s, rest)
+            assert status == 400, (status, body[:60])
+            t.server_errors += 1
         time.sleep(0.01)
 
 
@@ -298,7 +391,10 @@ LOADS = [
     ("streaming", "framed", True, 1, load_streaming),
     ("idle", "framed", True, 1, load_idle),
     ("stats", "framed", True, 1, load_stats),
+    ("raw", "raw", True, 1, load_raw),
+    ("http", "http", True, 1, load_http),
     ("garbage", "framed", False, 2, load_garbage),
+    ("http-garbage", "http", False, 1, load_http_garbage),
     ("resets", "framed", False, 2, load_resets),
     ("slowloris", "framed", False, 8, load_slowloris),
 ]
@@ -312,11 +408,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def conf_text(port, stats_sock, variant):
+def conf_text(ports, stats_sock, variant):
     # The reload flips reloadable values back and forth: limits far from
     # what the loads reach, so behaviour stays the same while every reload
     # really swaps the configuration under the running connections.
-    return (f'listen = [ "127.0.0.1:{port}", "unix:{stats_sock}" ];\n'
+    return (f'listen = [ "127.0.0.1:{ports["framed"]}", "raw://127.0.0.1:{ports["raw"]}", '
+            f'"http://127.0.0.1:{ports["http"]}", "unix:{stats_sock}" ];\n'
             f"workers = {WORKERS};\nmax_frame_size = {MAX_FRAME};\n"
             f"read_timeout = {READ_TIMEOUT};\nidle_timeout = 60;\nwrite_timeout = 30;\n"
             f"drain_timeout = 5;\nmax_connections = {20000 + variant};\n"
@@ -364,14 +461,15 @@ def settle(stats_sock, pid, seconds=60):
     return st, fd_count(pid), rss_kib(pid)
 
 
-def run_loads(port, seconds, tallies, label):
+def run_loads(ports, tallies, label):
     stop = threading.Event()
-    ctx = Ctx(port, stop)
+    ctx = Ctx(ports, stop)
     threads = []
     failures = []
     for name, proto, good, n, fn in LOADS:
         for i in range(n):
             t = Tally()
+            t.proto = proto
             tallies.append((name, good, t))
 
             def body(fn=fn, t=t, name=name):
@@ -395,10 +493,10 @@ def main():
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="echod-soak-", dir="/tmp"))
-    port = free_port()
+    ports = {p: free_port() for p in ("framed", "raw", "http")}
     stats_sock = str(work / "stats.sock")
     conf = work / "echod.conf"
-    conf.write_text(conf_text(port, stats_sock, 0))
+    conf.write_text(conf_text(ports, stats_sock, 0))
     env = dict(os.environ)
     # A bounded quarantine, so RSS measures echod rather than ASan's memory of
     # every connection freed (use-after-free within it is still caught).
@@ -422,7 +520,7 @@ def main():
 
         # Warm-up: every load once, so pools and caches are as full as they get.
         warm = []
-        stop, threads, failures = run_loads(port, 5, warm, "warm-up")
+        stop, threads, failures = run_loads(ports, warm, "warm-up")
         time.sleep(min(5.0, max(2.0, args.seconds / 20)))
         stop.set()
         for th in threads:
@@ -432,7 +530,7 @@ def main():
               f"connections_total {st0['connections_total']}", flush=True)
 
         tallies = []
-        stop, threads, failures2 = run_loads(port, args.seconds, tallies, "soak")
+        stop, threads, failures2 = run_loads(ports, tallies, "soak")
         failures += failures2
         t0 = time.monotonic()
         reloads = 0
@@ -442,7 +540,7 @@ def main():
             time.sleep(min(args.reload_every, max(0.0, args.seconds - (time.monotonic() - t0))))
             reloads += 1
             tmp = conf.with_suffix(".tmp")
-            tmp.write_text(conf_text(port, stats_sock, reloads % 2))
+            tmp.write_text(conf_text(ports, stats_sock, reloads % 2))
             os.replace(tmp, conf)
             proc.send_signal(signal.SIGHUP)
             peak_fds = max(peak_fds, fd_count(proc.pid))
@@ -473,17 +571,28 @@ def main():
             if t.detail:
                 agg.detail = t.detail
         for name, (good, t) in by_load.items():
-            print(f"  {name:10s} {'well-behaved' if good else 'abusive':12s} "
+            print(f"  {name:12s} {'well-behaved' if good else 'abusive':12s} "
                   f"{t.connections:8d} conns {t.requests:10d} requests "
                   f"{t.server_errors:6d} provoked errors {t.client_errors:4d} client errors"
                   f"{'  ' + t.detail if t.detail else ''}")
         print(f"  peak: {peak_conns} connections open, {peak_fds} descriptors, RSS {peak_rss} KiB")
         print(f"  descriptors: {fds0} before, {fds1} after (slack {FD_SLACK})")
         print(f"  RSS: {rss0} KiB before, {rss1} KiB after (slack {RSS_SLACK_KIB} KiB)")
+        def requests_of(proto):
+            n = sum(t.requests for _, _, t in warm + tallies if t.proto == proto)
+            return n + (OWN.requests if proto == "framed" else 0)
+
         want = {"connections_total": total.connections,
-                "requests_total": total.requests,
-                "errors_total": total.server_errors}
-        got = {k: st1[k] for k in want}
+                "errors_total": total.server_errors,
+                "framed requests": requests_of("framed"),
+                "http requests": requests_of("http")}
+        got = {"connections_total": st1["connections_total"],
+               "errors_total": st1["errors_total"],
+               "framed requests": st1["requests_by_protocol"]["framed"],
+               "http requests": st1["requests_by_protocol"]["http"]}
+        raw_requests = st1["requests_by_protocol"]["raw"]
+        print(f"  raw: {raw_requests} chunks counted for {total.raw_connections} connections "
+              "(at least one each)")
         print(f"  STATS {got}")
         print(f"  clients {want}")
 
@@ -499,6 +608,7 @@ def main():
         bad = {n: t.client_errors for n, (g, t) in by_load.items() if g and t.client_errors}
         check(not bad, f"well-behaved loads saw errors: {bad}")
         check(got == want, "STATS totals differ from the clients' counts")
+        check(raw_requests >= total.raw_connections, "raw connections counted no request")
         check(st1["connections_rejected"] == 0, f"connections_rejected {st1['connections_rejected']}")
         check(st1["connections_current"] == 1, f"connections_current {st1['connections_current']}")
         check(fds1 <= fds0 + FD_SLACK, f"descriptors {fds0} -> {fds1}")
