@@ -9,6 +9,8 @@
 #   make install         PREFIX=/usr/local DESTDIR= (binaries, /etc/echod/echod.conf
 #                        unless present, systemd units, man pages); make uninstall
 #   make test-systemd    only the end-to-end test under a real systemd (tests/systemd/)
+#   make soak            every kind of load at once with reloads (tests/soak/soak.py);
+#                        SOAK_SECONDS=600 by default; SAN= as for make test
 #
 # Missing build dependencies are installed with apt-get when run as root on
 # Debian; otherwise the exact apt-get command is printed.
@@ -25,6 +27,7 @@ MANDIR     ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 FUZZ_SECONDS ?= 60
+SOAK_SECONDS ?= 600
 
 DEB_PACKAGES := gcc make pkg-config libconfig-dev libcmocka-dev libsystemd-dev \
                 python3 python3-pytest netcat-openbsd clang libclang-rt-14-dev procps \
@@ -33,6 +36,8 @@ DEB_PACKAGES := gcc make pkg-config libconfig-dev libcmocka-dev libsystemd-dev \
 DEB_PACKAGES += prometheus
 # Real HTTP clients and a real proxy for the http:// tests (tests/integration/test_http_*.py).
 DEB_PACKAGES += curl apache2-utils wrk nginx-light
+# nft(8) builds the faults of the network-namespace tests (tests/integration/test_netns_*.py).
+DEB_PACKAGES += nftables
 
 VERSION := 1.0.0
 comma := ,
@@ -170,6 +175,13 @@ uninstall:
 	else \
 	    rm -f $$c; rmdir $(DESTDIR)$(SYSCONFDIR)/echod 2>/dev/null || true; \
 	fi
+
+# The soak: not part of `make test` (it runs for minutes). Its own summary
+# says what it checked; exit status 0 only if all of it held.
+.PHONY: soak
+soak: deps
+	@$(MAKE) --no-print-directory all
+	SAN="$(SAN)" /usr/bin/python3 tests/soak/soak.py --seconds $(SOAK_SECONDS)
 
 # The end-to-end test under a real systemd alone (it also runs within `make test`).
 test-systemd: deps

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -275,12 +276,16 @@ int net_set_nonblock(int fd, bool on)
 
 /* Options that only mean something on TCP: on a unix socket the kernel says
  * EOPNOTSUPP (or ENOPROTOOPT), which is not an error for us. */
-static int set_opt(int fd, int level, int name, bool on)
+static int set_int_opt(int fd, int level, int name, int v)
 {
-    int v = on;
     if (setsockopt(fd, level, name, &v, sizeof(v)) < 0)
         return (errno == EOPNOTSUPP || errno == ENOPROTOOPT) ? 0 : -errno;
     return 0;
+}
+
+static int set_opt(int fd, int level, int name, bool on)
+{
+    return set_int_opt(fd, level, name, on);
 }
 
 int net_set_nodelay(int fd, bool on)
@@ -291,6 +296,23 @@ int net_set_nodelay(int fd, bool on)
 int net_set_keepalive(int fd, bool on)
 {
     return set_opt(fd, SOL_SOCKET, SO_KEEPALIVE, on);
+}
+
+int net_set_keepalive_timing(int fd, int idle_s, int interval_s, int count)
+{
+    int rc = set_int_opt(fd, IPPROTO_TCP, TCP_KEEPIDLE, idle_s);
+    if (rc == 0)
+        rc = set_int_opt(fd, IPPROTO_TCP, TCP_KEEPINTVL, interval_s);
+    if (rc == 0)
+        rc = set_int_opt(fd, IPPROTO_TCP, TCP_KEEPCNT, count);
+    return rc;
+}
+
+int net_set_user_timeout(int fd, unsigned ms)
+{
+    if (ms > INT_MAX)
+        return -EINVAL;
+    return set_int_opt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, (int)ms);
 }
 
 int net_send_all(int fd, const void *buf, size_t n)

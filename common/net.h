@@ -47,6 +47,11 @@ int net_set_nonblock(int fd, bool on);
 /* TCP_NODELAY / SO_KEEPALIVE; no-ops (returning 0) on unix sockets. */
 int net_set_nodelay(int fd, bool on);
 int net_set_keepalive(int fd, bool on);
+/* Keepalive timing (TCP_KEEPIDLE, TCP_KEEPINTVL seconds; TCP_KEEPCNT probes)
+ * and TCP_USER_TIMEOUT in milliseconds (0 = the kernel's default); both
+ * no-ops on unix sockets. On a listening socket, accepted sockets inherit them. */
+int net_set_keepalive_timing(int fd, int idle_s, int interval_s, int count);
+int net_set_user_timeout(int fd, unsigned ms);
 
 /* Blocking helpers for the clients: send all of buf (retrying partial writes
  * and EINTR, MSG_NOSIGNAL), or receive exactly n bytes. net_recv_all returns n,

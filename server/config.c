@@ -41,6 +41,11 @@
 #define BACKLOG_MAX 65535
 /* Open connections: a million descriptors is past any sane ulimit already. */
 #define MAX_CONNECTIONS_MAX 1000000
+/* Linux's own ceilings for TCP_KEEPIDLE/TCP_KEEPINTVL and TCP_KEEPCNT. */
+#define KEEPALIVE_SECONDS_MAX 32767
+#define KEEPALIVE_COUNT_MAX 127
+/* TCP_USER_TIMEOUT takes milliseconds in an int: about 24.8 days. */
+#define USER_TIMEOUT_MAX 2147483
 /* The largest frame length; FRAME_OPEN_LENGTH itself means "until EOF". */
 #define FRAME_SIZE_MAX ((int64_t)FRAME_OPEN_LENGTH - 1)
 /* An HTTP request head must fit one input buffer (64 KiB) whole, since it is
@@ -99,6 +104,9 @@ static const struct key keys[] = {
     {.name = "max_connections", .type = KEY_INT, .min = 1, .max = MAX_CONNECTIONS_MAX,
      .def_int = 10000, INT_FIELD(max_connections),
      .help = "open connections; beyond it a 503 and close"},
+    {.name = "max_connections_per_client", .type = KEY_INT, .min = 0,
+     .max = MAX_CONNECTIONS_MAX, .def_int = 0, INT_FIELD(max_connections_per_client),
+     .help = "open connections from one IP address; beyond it a 503; 0 = no limit"},
     {.name = "max_frame_size", .type = KEY_INT, .min = 1, .max = FRAME_SIZE_MAX,
      .def_int = 16777216, INT_FIELD(max_frame_size),
      .help = "largest frame length in bytes; larger: a 413 and close"},
@@ -126,6 +134,21 @@ static const struct key keys[] = {
      .help = "seconds: the longest delay= an HTTP request may ask; 0 = delays off"},
     {.name = "http_metrics", .type = KEY_BOOL, .def_bool = true, FIELD(http_metrics),
      .help = "serve /metrics and /stats on http listeners"},
+    /* Defaults: a dead idle peer is found within 60 + 10 * 6 = 120 s, under
+     * every common NAT/load-balancer idle timeout; tcp_user_timeout matches
+     * that sum, since once set it (not the probe count) ends the connection. */
+    {.name = "tcp_keepalive_idle", .type = KEY_INT, .min = 1, .max = KEEPALIVE_SECONDS_MAX,
+     .def_int = 60, INT_FIELD(tcp_keepalive_idle),
+     .help = "seconds idle before the first keepalive probe"},
+    {.name = "tcp_keepalive_interval", .type = KEY_INT, .min = 1,
+     .max = KEEPALIVE_SECONDS_MAX, .def_int = 10, INT_FIELD(tcp_keepalive_interval),
+     .help = "seconds between keepalive probes"},
+    {.name = "tcp_keepalive_count", .type = KEY_INT, .min = 1, .max = KEEPALIVE_COUNT_MAX,
+     .def_int = 6, INT_FIELD(tcp_keepalive_count),
+     .help = "unanswered probes before the peer is dead"},
+    {.name = "tcp_user_timeout", .type = KEY_SECONDS, .min = 0, .max = USER_TIMEOUT_MAX,
+     .def_seconds = 120, FIELD(tcp_user_timeout),
+     .help = "sent data unacknowledged this long: dead peer; 0 = kernel default"},
     {.name = "log_level", .type = KEY_LOG_LEVEL, .def_text = "info", FIELD(log_level),
      .help = "error | warn | info | debug"},
     {.name = "user", .type = KEY_USER, .def_text = "", FIELD(user), .restart = true,
@@ -850,8 +873,8 @@ void config_print_keys(FILE *f)
         char type[64], def[64];
         describe_type(k, type, sizeof(type));
         describe_default(k, def, sizeof(def));
-        fprintf(f, "  %-16s %-26s default %s%s\n", k->name, type, def,
+        fprintf(f, "  %-26s %-26s default %s%s\n", k->name, type, def,
                 k->restart ? " (restart to change)" : "");
-        fprintf(f, "  %-16s %s\n", "", k->help);
+        fprintf(f, "  %-26s %s\n", "", k->help);
     }
 }

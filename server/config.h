@@ -35,6 +35,7 @@ struct config {
     unsigned workers;           /* 0 = one per online CPU (resolved by the caller) */
     int backlog;
     uint32_t max_connections;
+    uint32_t max_connections_per_client;    /* per source address; 0 = no limit */
     uint32_t max_frame_size;
     double idle_timeout;        /* seconds; 0 = never */
     double read_timeout;        /* seconds; 0 = never */
@@ -45,6 +46,10 @@ struct config {
     unsigned http_max_header_size;  /* bytes of request line + headers; 414 / 431 beyond */
     double http_max_delay;      /* seconds: the most `delay=` may ask; 0 = delays off */
     bool http_metrics;          /* serve /metrics and /stats on http listeners */
+    int tcp_keepalive_idle;     /* seconds idle before the first probe (TCP_KEEPIDLE) */
+    int tcp_keepalive_interval; /* seconds between probes (TCP_KEEPINTVL) */
+    int tcp_keepalive_count;    /* unanswered probes before giving up (TCP_KEEPCNT) */
+    double tcp_user_timeout;    /* seconds data may stay unacknowledged; 0 = kernel's */
     enum log_level log_level;
     char *user;                 /* "" = stay who we are */
 };

@@ -5,7 +5,10 @@
  * counted against max_connections, and handed to the workers round-robin.
  * Over the limit, a worker answers "503" and closes (a lingering close, so
  * the answer is not lost to an RST); if even that cannot be queued, the
- * listener sends the 503 itself.
+ * listener sends the 503 itself. The same for a client IP address that
+ * already holds max_connections_per_client: every TCP connection is counted
+ * per address in a client_table, and the worker that closes it uncounts it
+ * through listener_client_release.
  *
  * Each socket speaks one protocol (framed, raw or http: the `listen` scheme,
  * or the systemd socket's name); the hand-off carries it to the worker.
@@ -26,12 +29,14 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "common/net.h"
+#include "server/client_table.h"
 #include "server/proto.h"
 
 /* Most listening sockets (the `listen` list, or inherited ones). */
@@ -40,6 +45,8 @@
 #define ACCEPT_BATCH 64
 /* Back-off when out of file descriptors. */
 #define ACCEPT_PAUSE_MS 100
+/* Least time between two warnings about unreleased per-client counts. */
+#define STALE_WARN_MS 60000
 /* Longest sleep, so the heartbeat keeps moving. */
 #define LISTENER_TICK_MS 500
 
@@ -74,6 +81,9 @@ struct listener {
     unsigned nwake;
     struct stats *stats;
     atomic_uint *conns_global;
+    struct client_table clients;        /* open connections per client address */
+    uint64_t stale_logged;              /* clients.stale_releases already warned of */
+    uint64_t stale_warn_ms;
 
     bool paused;                        /* out of descriptors: sockets off epoll */
     bool starved;                       /* ... and not yet recovered (logged once) */
@@ -87,12 +97,31 @@ struct listener {
     int cmd_result;
 };
 
+/* The listener whose client table listener_client_release updates: there
+ * is one per process, and closing connections know only their fd. */
+static _Atomic(struct listener *) the_listener;
+
+/* Descriptor numbers the client table covers: the process's limit. */
+static uint32_t fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur > UINT32_MAX)
+        return UINT32_MAX >> 8;     /* far beyond any descriptor in use */
+    return (uint32_t)rl.rlim_cur;
+}
+
 struct listener *listener_create(struct config *cfg, struct worker *workers, unsigned nworkers,
                                  struct stats *stats, atomic_uint *conns_global)
 {
     struct listener *l = calloc(1, sizeof(*l));
     if (l == NULL) {
         log_error("listener: out of memory");
+        return NULL;
+    }
+    if (client_table_init(&l->clients, cfg->max_connections, fd_limit()) < 0) {
+        log_error("listener: out of memory for the per-client table");
+        free(l);
         return NULL;
     }
     l->cfg = config_ref(cfg);
@@ -111,7 +140,15 @@ struct listener *listener_create(struct config *cfg, struct worker *workers, uns
         return NULL;
     }
     atomic_store(&l->heartbeat_ms, worker_now_ms());
+    atomic_store(&the_listener, l);
     return l;
+}
+
+void listener_client_release(int fd)
+{
+    struct listener *l = atomic_load_explicit(&the_listener, memory_order_acquire);
+    if (l != NULL)
+        client_table_release(&l->clients, fd);
 }
 
 static int watch(struct listener *l, struct listen_socket *s)
@@ -271,14 +308,23 @@ static int apply_addresses(struct listener *l, struct config *cfg)
     return 0;
 }
 
-/* Accepted sockets inherit TCP_NODELAY and SO_KEEPALIVE from their listening
- * socket (Linux copies both, and starts the keepalive timer), so they are set
- * here once instead of with two calls per connection. */
+/* Accepted sockets inherit TCP_NODELAY, SO_KEEPALIVE, the keepalive timing
+ * and TCP_USER_TIMEOUT from their listening socket (Linux copies them all,
+ * and starts the keepalive timer), so they are set here once instead of with
+ * calls per connection. A reload sets them again: new connections get the
+ * new values, open ones keep theirs. Unix listeners ignore them. */
 static void set_accepted_options(struct listen_socket *s, const struct config *cfg)
 {
+    /* In range by the config table: at most USER_TIMEOUT_MAX s fits an int of ms. */
+    unsigned user_timeout_ms = (unsigned)(cfg->tcp_user_timeout * 1000.0 + 0.5);
     int rc = net_set_nodelay(s->fd, cfg->tcp_nodelay);
     if (rc == 0)
         rc = net_set_keepalive(s->fd, cfg->tcp_keepalive);
+    if (rc == 0)
+        rc = net_set_keepalive_timing(s->fd, cfg->tcp_keepalive_idle,
+                                      cfg->tcp_keepalive_interval, cfg->tcp_keepalive_count);
+    if (rc == 0)
+        rc = net_set_user_timeout(s->fd, user_timeout_ms);
     if (rc < 0)
         log_warn("listen %s: socket options: %s", s->name, strerror(-rc));
 }
@@ -344,19 +390,49 @@ static void flush_wakes(struct listener *l)
     }
 }
 
-static void dispatch(struct listener *l, int fd, uint8_t proto)
+/* Counts found unreleased (see client_table_acquire) mean a close path that
+ * misses listener_client_release: say so, at most once a minute. */
+static void warn_stale(struct listener *l)
+{
+    if (l->clients.stale_releases == l->stale_logged)
+        return;
+    uint64_t now = worker_now_ms();
+    if (l->stale_logged != 0 && now - l->stale_warn_ms < STALE_WARN_MS)
+        return;
+    log_warn("%" PRIu64 " closed connections were never released from their per-client "
+             "count (a close path misses listener_client_release); released as their fds "
+             "came back", l->clients.stale_releases - l->stale_logged);
+    l->stale_logged = l->clients.stale_releases;
+    l->stale_warn_ms = now;
+}
+
+static void reject(struct listener *l, struct worker_msg *msg)
+{
+    atomic_fetch_add_explicit(&l->stats->connections_rejected, 1, memory_order_relaxed);
+    msg->kind = WORKER_MSG_REJECT;
+    if (!hand_off(l, msg))
+        reject_here(msg->fd, msg->proto, "503 too many connections");
+}
+
+static void dispatch(struct listener *l, int fd, uint8_t proto,
+                     const struct sockaddr_storage *peer)
 {
     struct worker_msg msg = {.kind = WORKER_MSG_CONN, .fd = fd, .proto = proto};
     unsigned before = atomic_fetch_add_explicit(l->conns_global, 1, memory_order_relaxed);
     if (before >= l->cfg->max_connections) {
         atomic_fetch_sub_explicit(l->conns_global, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&l->stats->connections_rejected, 1, memory_order_relaxed);
-        msg.kind = WORKER_MSG_REJECT;
-        if (!hand_off(l, &msg))
-            reject_here(fd, proto, "503 too many connections");
+        reject(l, &msg);
+        return;
+    }
+    enum client_verdict v =
+        client_table_acquire(&l->clients, fd, peer, l->cfg->max_connections_per_client);
+    if (v == CLIENT_OVER_LIMIT) {
+        atomic_fetch_sub_explicit(l->conns_global, 1, memory_order_relaxed);
+        reject(l, &msg);
         return;
     }
     if (!hand_off(l, &msg)) {
+        client_table_release(&l->clients, fd);
         atomic_fetch_sub_explicit(l->conns_global, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&l->stats->connections_rejected, 1, memory_order_relaxed);
         log_warn("every worker's inbox is full; rejecting connections");
@@ -388,13 +464,17 @@ static void resume_accepting(struct listener *l)
 static bool accept_some(struct listener *l, struct listen_socket *s, int limit)
 {
     for (int i = 0; i < limit; i++) {
-        int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof(peer);
+        int fd = accept4(s->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             if (l->starved) {
                 l->starved = false;
                 log_info("accepting connections again");
             }
-            dispatch(l, fd, s->proto);
+            if (plen > sizeof(peer))
+                peer.ss_family = AF_UNSPEC;     /* cannot happen; then uncounted */
+            dispatch(l, fd, s->proto, &peer);
             continue;
         }
         switch (errno) {
@@ -426,6 +506,7 @@ static bool accept_batch(struct listener *l, struct listen_socket *s, int limit)
 {
     bool ok = accept_some(l, s, limit);
     flush_wakes(l);
+    warn_stale(l);
     return ok;
 }
 
@@ -460,9 +541,12 @@ static bool handle_command(struct listener *l)
         /* Connections the kernel already completed are ours to serve. */
         for (unsigned i = 0; i < l->nsocks; i++) {
             for (;;) {
-                int fd = accept4(l->socks[i].fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                struct sockaddr_storage peer;
+                socklen_t plen = sizeof(peer);
+                int fd = accept4(l->socks[i].fd, (struct sockaddr *)&peer, &plen,
+                                 SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (fd >= 0)
-                    dispatch(l, fd, l->socks[i].proto);
+                    dispatch(l, fd, l->socks[i].proto, &peer);
                 else if (errno != EINTR && errno != ECONNABORTED)
                     break;
             }
@@ -554,6 +638,8 @@ void listener_destroy(struct listener *l)
     if (l == NULL)
         return;
     listener_stop(l);
+    /* Workers are gone by now (main joins them first); nothing releases any more. */
+    atomic_compare_exchange_strong(&the_listener, &l, NULL);
     for (unsigned i = 0; i < l->nsocks; i++)
         close_socket(&l->socks[i]);
     if (l->epfd >= 0)
@@ -563,6 +649,7 @@ void listener_destroy(struct listener *l)
     pthread_mutex_destroy(&l->cmd_lock);
     pthread_cond_destroy(&l->cmd_done);
     config_unref(l->cfg);
+    client_table_destroy(&l->clients);
     free(l);
 }
 

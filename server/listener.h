@@ -43,6 +43,16 @@ int listener_reload(struct listener *l, struct config *cfg) __attribute__((warn_
 void listener_stop(struct listener *l);
 void listener_destroy(struct listener *l);
 
+/* A client connection handed off by the listener is closing: uncount it from
+ * its address's max_connections_per_client count. Call it exactly where the
+ * connection's fd is closed, just before close(fd) (never after: the number
+ * may then already belong to a new connection). Any thread, lock-free, no
+ * system call; a no-op for a descriptor that was not counted (unix clients,
+ * rejected ones) and for a second call. Until every close path calls it,
+ * counts of missed closes are only corrected when the fd number is accepted
+ * again (logged as a warning). */
+void listener_client_release(int fd);
+
 /* Last time (monotonic ms) the thread went round its loop, for the watchdog. */
 uint64_t listener_heartbeat_ms(struct listener *l);
 /* "127.0.0.1:7007, unix:/run/echod.sock" into out. */

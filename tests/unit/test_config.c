@@ -84,6 +84,11 @@ static void check_defaults(const struct config *c)
     assert_true(c->drain_timeout == 10.0);
     assert_true(c->tcp_nodelay);
     assert_true(c->tcp_keepalive);
+    assert_int_equal(c->max_connections_per_client, 0);
+    assert_int_equal(c->tcp_keepalive_idle, 60);
+    assert_int_equal(c->tcp_keepalive_interval, 10);
+    assert_int_equal(c->tcp_keepalive_count, 6);
+    assert_true(c->tcp_user_timeout == 120.0);
     assert_int_equal(c->log_level, LOG_LVL_INFO);
     assert_string_equal(c->user, "");
 }
@@ -135,6 +140,12 @@ static const struct int_key int_keys[] = {
     {"backlog", 1, 65535, offsetof(struct config, backlog), true},
     {"max_connections", 1, 1000000, offsetof(struct config, max_connections), false},
     {"max_frame_size", 1, 4294967294LL, offsetof(struct config, max_frame_size), false},
+    {"max_connections_per_client", 0, 1000000,
+     offsetof(struct config, max_connections_per_client), false},
+    /* Linux's ceilings: TCP_KEEPIDLE/TCP_KEEPINTVL 32767 s, TCP_KEEPCNT 127. */
+    {"tcp_keepalive_idle", 1, 32767, offsetof(struct config, tcp_keepalive_idle), true},
+    {"tcp_keepalive_interval", 1, 32767, offsetof(struct config, tcp_keepalive_interval), true},
+    {"tcp_keepalive_count", 1, 127, offsetof(struct config, tcp_keepalive_count), true},
 };
 
 static long long int_field(const struct config *c, const struct int_key *k)
@@ -321,6 +332,66 @@ static void test_timeouts_wrong_types(void **state)
                         seconds_keys[i], bad[j].got);
         }
     }
+}
+
+/* tcp_user_timeout: seconds like the timeouts, but milliseconds in an int
+ * for the kernel, so it stops at 2147483 s. */
+static void test_user_timeout(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value;
+        double want;
+    } good[] = {
+        {"0", 0.0}, {"0.0", 0.0}, {"0.001", 0.001}, {"3", 3.0}, {"2.5", 2.5},
+        {"2147483", 2147483.0}, {"2147483L", 2147483.0},
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char text[TEXT_MAX];
+        snprintf(text, sizeof(text), "tcp_user_timeout = %s;\n", good[i].value);
+        struct config *c = load_ok(text);
+        assert_true(c->tcp_user_timeout == good[i].want);
+        config_unref(c);
+    }
+    expect_err("tcp_user_timeout = -1;",
+               NAME ":1: tcp_user_timeout: must be between 0 and 2147483 (got -1)");
+    expect_err("tcp_user_timeout = 2147484;",
+               NAME ":1: tcp_user_timeout: must be between 0 and 2147483 (got 2147484)");
+    expect_err("tcp_user_timeout = 2147483.5;",
+               NAME ":1: tcp_user_timeout: must be between 0 and 2147483 (got 2.14748e+06)");
+    expect_err("tcp_user_timeout = 4294967297;",
+               NAME ":1: tcp_user_timeout: must be between 0 and 2147483 (got 4294967297)");
+    expect_err("tcp_user_timeout = \"3\";",
+               NAME ":1: tcp_user_timeout: must be a number of seconds, integer or float "
+               "(got a string)");
+    expect_err("tcp_user_timeout = true;",
+               NAME ":1: tcp_user_timeout: must be a number of seconds, integer or float "
+               "(got a boolean)");
+    /* Keepalive timing is whole seconds, as the kernel takes it. */
+    expect_err("tcp_keepalive_idle = 1.5;",
+               NAME ":1: tcp_keepalive_idle: must be an integer (got a float)");
+}
+
+/* The dead-peer keys together, each on its own line, errors at their line. */
+static void test_dead_peer_keys_together(void **state)
+{
+    (void)state;
+    struct config *c = load_ok("tcp_keepalive_idle = 1;\ntcp_keepalive_interval = 2;\n"
+                               "tcp_keepalive_count = 3;\ntcp_user_timeout = 4.5;\n"
+                               "max_connections_per_client = 7;\n");
+    assert_int_equal(c->tcp_keepalive_idle, 1);
+    assert_int_equal(c->tcp_keepalive_interval, 2);
+    assert_int_equal(c->tcp_keepalive_count, 3);
+    assert_true(c->tcp_user_timeout == 4.5);
+    assert_int_equal(c->max_connections_per_client, 7);
+    config_unref(c);
+    expect_err("tcp_keepalive_idle = 1;\ntcp_keepalive_interval = 2;\n"
+               "tcp_keepalive_count = 128;\n",
+               NAME ":3: tcp_keepalive_count: must be between 1 and 127 (got 128)");
+    expect_err("tcp_keepalive_idle = 1;\n\n\ntcp_keepalive_interval = 0;\n",
+               NAME ":4: tcp_keepalive_interval: must be between 1 and 32767 (got 0)");
+    expect_err("tcp_keepalive_idle = 1;\ntcp_keepalive_idle = 2;\n",
+               NAME ":2: duplicate setting name");
 }
 
 /* ---- booleans, log level, user ---- */
@@ -668,7 +739,9 @@ static void test_restart_keys(void **state)
     b = load_ok("listen = [ \"127.0.0.1:9\" ]; backlog = 5; max_connections = 5;\n"
                 "max_frame_size = 5; idle_timeout = 1; read_timeout = 1; write_timeout = 1;\n"
                 "drain_timeout = 1; tcp_nodelay = false; tcp_keepalive = false;\n"
-                "log_level = \"debug\";");
+                "log_level = \"debug\"; max_connections_per_client = 1;\n"
+                "tcp_keepalive_idle = 1; tcp_keepalive_interval = 1; tcp_keepalive_count = 1;\n"
+                "tcp_user_timeout = 1;");
     config_restart_keys(a, b, out, sizeof(out));
     assert_string_equal(out, "");
     config_unref(b);
@@ -718,7 +791,9 @@ static void test_print_keys(void **state)
     static const char *const names[] = {
         "listen", "workers", "backlog", "max_connections", "max_frame_size",
         "idle_timeout", "read_timeout", "write_timeout", "drain_timeout",
-        "tcp_nodelay", "tcp_keepalive", "log_level", "user",
+        "tcp_nodelay", "tcp_keepalive", "log_level", "user", "max_connections_per_client",
+        "tcp_keepalive_idle", "tcp_keepalive_interval", "tcp_keepalive_count",
+        "tcp_user_timeout",
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         char want[64];
@@ -755,6 +830,8 @@ int main(void)
         cmocka_unit_test(test_timeouts_int_and_float),
         cmocka_unit_test(test_timeouts_out_of_range),
         cmocka_unit_test(test_timeouts_wrong_types),
+        cmocka_unit_test(test_user_timeout),
+        cmocka_unit_test(test_dead_peer_keys_together),
         cmocka_unit_test(test_bools),
         cmocka_unit_test(test_log_level),
         cmocka_unit_test(test_user),
