@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "server/listener.h"
 #include "server/worker.h"
 
 /* A connection's struct is all an idle connection costs; keep it small. */
@@ -606,6 +607,9 @@ static void conn_close(struct conn *c, const char *reason)
     pipe_pool_put(&w->pipes, c->pipe);
     c->in = c->out = NULL;
     c->pipe = NULL;
+    /* Uncount it from its client address (max_connections_per_client)
+     * before the fd number can be reused by a new connection. */
+    listener_client_release(c->fd);
     /* close() also removes the fd from the epoll set: it is never dup'ed. */
     close(c->fd);
     c->fd = -1;

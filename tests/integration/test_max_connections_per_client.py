@@ -139,13 +139,6 @@ def test_reload_changes_the_limit_and_counts_connections_already_open(echod_fact
     assert all(served(connect_from(d, "127.0.0.2")) for _ in range(3))
 
 
-# The count of a connection goes down when its worker closes it: that needs
-# the close path (conn_close in server/conn.c) to call
-# listener_client_release(c->fd) just before close(c->fd). Until it does,
-# counts are only corrected when the fd number is accepted again (and echod
-# logs a warning), so this test is expected to fail; strict, so that it is
-# noticed (and this marker removed) once the call is there.
-@pytest.mark.xfail(strict=True, reason="conn_close does not call listener_client_release yet")
 def test_closing_frees_the_slot_at_once(echod_factory):
     d = limited(echod_factory, max_connections_per_client=2)
     # Connections opened in between, held, take the lowest free descriptor
