@@ -126,6 +126,8 @@ static const struct key keys[] = {
      .help = "seconds: the longest delay= an HTTP request may ask; 0 = delays off"},
     {.name = "http_metrics", .type = KEY_BOOL, .def_bool = true, FIELD(http_metrics),
      .help = "serve /metrics and /stats on http listeners"},
+    {.name = "reuse_port", .type = KEY_BOOL, .def_bool = false, FIELD(reuse_port),
+     .help = "SO_REUSEPORT on TCP listeners: instances share a port"},
     {.name = "log_level", .type = KEY_LOG_LEVEL, .def_text = "info", FIELD(log_level),
      .help = "error | warn | info | debug"},
     {.name = "user", .type = KEY_USER, .def_text = "", FIELD(user), .restart = true,

@@ -45,6 +45,7 @@ struct config {
     unsigned http_max_header_size;  /* bytes of request line + headers; 414 / 431 beyond */
     double http_max_delay;      /* seconds: the most `delay=` may ask; 0 = delays off */
     bool http_metrics;          /* serve /metrics and /stats on http listeners */
+    bool reuse_port;            /* SO_REUSEPORT on TCP listeners opened from now on */
     enum log_level log_level;
     char *user;                 /* "" = stay who we are */
 };

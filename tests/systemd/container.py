@@ -40,7 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ROOT = REPO / "build" / "systemd-root"
 SUITE = "bookworm"
-INCLUDE = "systemd,dbus,libconfig9,procps"
+INCLUDE = "systemd,libconfig9"
 # Marks a finished root; holds the debootstrap arguments it was made with.
 STAMP = ".echod-test-root"
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
