@@ -32,6 +32,8 @@ DEB_PACKAGES := gcc make pkg-config libconfig-dev libcmocka-dev libsystemd-dev \
                 iproute2 systemd debootstrap groff-base
 # promtool checks the /metrics text (tests/integration/test_metrics_format.py).
 DEB_PACKAGES += prometheus
+# The balancers in front of echod (tests/integration/test_balancer_*.py).
+DEB_PACKAGES += haproxy nginx libnginx-mod-stream
 
 VERSION := 1.0.0
 comma := ,
