@@ -11,10 +11,12 @@ instances behind the real HAProxy or nginx from Debian's packages.
 * :class:`Balancer` runs haproxy or nginx in the foreground from a temp
   dir and stops it by PID; :meth:`Balancer.show_stat` reads HAProxy's
   stats socket.
-* :func:`echobench` runs build/echobench --json and returns its report.
+* :func:`echobench` runs build/echobench --json and returns its report;
+  :class:`HttpLoad` is the HTTP load (echobench speaks framed and raw).
 """
 
 import csv
+import http.client
 import io
 import json
 import os
@@ -24,6 +26,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -169,6 +172,7 @@ class Balancer:
             if "stream" in shipped and not os.path.exists(NGINX_STREAM_MODULE):
                 pytest.fail(f"{NGINX_STREAM_MODULE} missing (Debian package libnginx-mod-stream)")
             text = render(shipped, addresses)
+            os.mkdir(os.path.join(self.dir, "tmp"))      # the temp paths' parent
             self.conf = os.path.join(self.dir, "nginx.conf")
             argv = [exe, "-e", "stderr", "-g", "daemon off; master_process off;",
                     "-p", self.dir, "-c", self.conf]
@@ -283,3 +287,48 @@ def wait_until(what, predicate, timeout=None, interval=0.05):
 def framed_ok(addr):
     with Client.connect(addr) as c:
         c.ping()
+
+
+class HttpLoad:
+    """Threads each keeping one HTTP/1.1 connection busy with POSTs through
+    the balancer, every response body checked; counts sent and failed."""
+
+    def __init__(self, port, threads=6):
+        self.port = port
+        self.sent = 0
+        self.failed = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self.run, args=(k,), daemon=True)
+                        for k in range(threads)]
+
+    def run(self, k):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=bound(5))
+        n = 0
+        while not self.stop.is_set():
+            body = b"%d:%d" % (k, n)
+            n += 1
+            try:
+                conn.request("POST", "/echo", body=body)
+                resp = conn.getresponse()
+                got = resp.read()
+                ok = resp.status == 200 and got == body
+                if resp.getheader("Connection", "").lower() == "close":
+                    conn.close()
+            except (OSError, http.client.HTTPException) as exc:
+                ok, got = False, repr(exc)
+                conn.close()
+            with self.lock:
+                self.sent += 1
+                if not ok:
+                    self.failed.append(got)
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(bound(10))

@@ -18,14 +18,12 @@ turns 503 when the drain starts and HAProxy takes the instance out before
 its connections close. Skipped while echod has no http listener.
 """
 
-import http.client
-import threading
 import time
 
 import pytest
 
-from balancers import (Balancer, Pool, echobench, echobench_result, free_port, require_listener,
-                       wait_until)
+from balancers import (Balancer, HttpLoad, Pool, echobench, echobench_result, free_port,
+                       require_listener, wait_until)
 from conftest import bound
 
 TCP_CFG = "config/haproxy/echod-tcp.cfg"
@@ -144,51 +142,6 @@ def test_tcp_rolling_restart_costs_at_most_what_the_drain_closed(tcp_setup):
 
 
 # -- HTTP mode: ready for echod's http listener
-
-
-class HttpLoad:
-    """Threads each keeping one HTTP/1.1 connection busy with POSTs through
-    the balancer, every response body checked; counts sent and failed."""
-
-    def __init__(self, port, threads=6):
-        self.port = port
-        self.sent = 0
-        self.failed = []
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self.run, args=(k,), daemon=True)
-                        for k in range(threads)]
-
-    def run(self, k):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=bound(5))
-        n = 0
-        while not self.stop.is_set():
-            body = b"%d:%d" % (k, n)
-            n += 1
-            try:
-                conn.request("POST", "/echo", body=body)
-                resp = conn.getresponse()
-                got = resp.read()
-                ok = resp.status == 200 and got == body
-                if resp.getheader("Connection", "").lower() == "close":
-                    conn.close()
-            except (OSError, http.client.HTTPException) as exc:
-                ok, got = False, repr(exc)
-                conn.close()
-            with self.lock:
-                self.sent += 1
-                if not ok:
-                    self.failed.append(got)
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join(bound(10))
 
 
 @pytest.fixture
