@@ -123,7 +123,11 @@ class Pool:
         e.proc.wait(bound(10))
         e.expected_returncode = e.proc.returncode
 
-    def restart(self, i, drain_timeout=None):
+    def start_again(self, i):
+        """Start instance i again on its port (after a kill)."""
+        self.instances[i] = self._start(self.ports[i])
+
+    def restart(self, i):
         """SIGTERM instance i, wait for its exit (0), start it again on the
         same port. Returns the connections it held when told to stop."""
         e = self.instances[i]

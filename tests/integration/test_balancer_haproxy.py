@@ -59,7 +59,7 @@ def test_tcp_check_marks_a_dead_instance_down_and_a_restarted_one_up(tcp_setup):
                      "echod2 DOWN")
     # The check is real: it got no PING reply (L4 refused or L7 timeout).
     assert hap.servers(TCP_BACKEND)["echod1"]["status"] == "UP"
-    pool.instances[1] = pool._start(pool.ports[1])
+    pool.start_again(1)
     hap.wait_all_up(TCP_BACKEND, 3)
 
 
