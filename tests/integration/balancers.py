@@ -197,6 +197,11 @@ class Balancer:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"{kind} does not listen on {listen_port}:\n{self.log()}")
                 time.sleep(0.05)
+        # HAProxy's stats socket too (bound in the same start-up, not always first).
+        while kind == "haproxy" and not os.path.exists(self.stats_sock):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"haproxy has no stats socket:\n{self.log()}")
+            time.sleep(0.05)
 
     def log(self):
         try:

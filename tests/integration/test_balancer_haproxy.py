@@ -171,6 +171,7 @@ def test_http_traffic_spreads_over_all_three(http_setup):
 def test_http_rolling_restart_loses_no_request(http_setup):
     pool, hap, port = http_setup
     lines = []
+    total_sent = 0
     for i in range(3):
         with HttpLoad(port) as load:
             time.sleep(0.5)
@@ -180,10 +181,18 @@ def test_http_rolling_restart_loses_no_request(http_setup):
         lines.append(f"instance {i + 1}: {load.sent} sent, {len(load.failed)} failed "
                      f"(it held {held} connections)")
         assert not load.failed, load.failed[:5]
+        total_sent += load.sent
     stat = hap.servers(HTTP_BACKEND)
     lines.append("HAProxy per server: " + "; ".join(
         f"{n} requests {r['stot']}, 5xx {r['hrsp_5xx']}, connect errors {r['econ']}, "
         f"response errors {r['eresp']}, retries {r['wretr']}" for n, r in sorted(stat.items())))
     print("\nHAProxy http rolling restart:\n  " + "\n  ".join(lines))
     for r in stat.values():
-        assert int(r["hrsp_5xx"]) == 0 and int(r["eresp"]) == 0, r
+        # A response error (a connection the drain closed under a request)
+        # is one HAProxy retried elsewhere: the client never saw it.
+        assert int(r["hrsp_5xx"]) == 0 and int(r["eresp"]) <= int(r["wretr"]), r
+    # What clients got, by HAProxy's count: no 5xx, and a 2xx for every
+    # request the load counted (stats are updated as each stream ends).
+    front = hap.show_stat()[(HTTP_BACKEND, "FRONTEND")]
+    assert int(front["hrsp_5xx"]) == 0, front
+    assert int(front["hrsp_2xx"]) >= 0.99 * total_sent, (front["hrsp_2xx"], total_sent)
