@@ -6,9 +6,11 @@ stream over framed instances: echobench's load spreads over all three
 (STATS of each); SIGKILL of one costs at most the requests in flight on it;
 a rolling restart costs at most what the drained connections had in flight
 and no connect fails (nginx passes a refused connect to the next instance).
-stream over raw instances, and http with upstream keep-alive over http
-instances (spread, zero-loss rolling restart): skipped while echod has no
-raw:// or http:// listener.
+stream over raw instances: the spread. http with upstream keep-alive over
+http instances: the spread, far fewer upstream connections than requests,
+and a rolling restart that loses no request (waiting the shipped
+fail_timeout after each instance is back, as nginx has no active check).
+The raw and http tests skip on an echod without raw:// or http:// listeners.
 """
 
 import time
