@@ -7,7 +7,8 @@
 #   make fuzz            libFuzzer targets (clang); FUZZ_SECONDS=60 per target
 #   make bench           the benchmark matrix (tests/bench/run.sh)
 #   make install         PREFIX=/usr/local DESTDIR= (binaries, /etc/echod/echod.conf
-#                        unless present, systemd units, man pages); make uninstall
+#                        unless present, systemd units echod and echod@, man pages);
+#                        make uninstall
 #   make test-systemd    only the end-to-end test under a real systemd (tests/systemd/)
 #   make soak            every kind of load at once with reloads (tests/soak/soak.py);
 #                        SOAK_SECONDS=600 by default; SAN= as for make test
@@ -38,6 +39,8 @@ DEB_PACKAGES += prometheus
 DEB_PACKAGES += curl apache2-utils wrk nginx-light
 # nft(8) builds the faults of the network-namespace tests (tests/integration/test_netns_*.py).
 DEB_PACKAGES += nftables
+# The balancers in front of echod (tests/integration/test_balancer_*.py).
+DEB_PACKAGES += haproxy nginx libnginx-mod-stream
 
 VERSION := 1.0.0
 comma := ,
@@ -141,6 +144,9 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	bash tests/bench/run.sh
 
+# One instance (echod.service/.socket) and one per config file (echod@NAME).
+UNITS := echod.service echod.socket echod@.service echod@.socket
+
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR)
 	install -m 755 build/echod $(DESTDIR)$(SBINDIR)/echod
@@ -155,7 +161,7 @@ install: all
 	fi
 	@# The units name /usr/local/sbin/echod and /etc/echod; point them at this install.
 	install -d $(DESTDIR)$(UNITDIR)
-	for u in echod.service echod.socket; do \
+	for u in $(UNITS); do \
 	    sed -e 's|/usr/local/sbin/echod|$(SBINDIR)/echod|g' -e 's|/etc/echod/|$(SYSCONFDIR)/echod/|g' \
 	        systemd/$$u >$(DESTDIR)$(UNITDIR)/$$u && chmod 644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
 	done
@@ -167,7 +173,7 @@ install: all
 # The configuration is removed only if it is still the shipped one.
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/echod $(DESTDIR)$(BINDIR)/echoc $(DESTDIR)$(BINDIR)/echobench
-	rm -f $(DESTDIR)$(UNITDIR)/echod.service $(DESTDIR)$(UNITDIR)/echod.socket
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
 	rm -f $(DESTDIR)$(MANDIR)/man8/echod.8 $(DESTDIR)$(MANDIR)/man5/echod.conf.5
 	@c=$(DESTDIR)$(SYSCONFDIR)/echod/echod.conf; \
 	if [ -e $$c ] && ! cmp -s $$c config/echod.conf; then \

@@ -174,12 +174,20 @@ void net_addr_format(const struct net_addr *a, char *out, size_t outlen)
 
 int net_listen(const struct net_addr *a, int backlog)
 {
+    return net_listen_reuse(a, backlog, false);
+}
+
+int net_listen_reuse(const struct net_addr *a, int backlog, bool reuse_port)
+{
     int fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     int one = 1;
     if (a->family != AF_UNIX &&
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+        goto fail;
+    if (a->family != AF_UNIX && reuse_port &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
         goto fail;
     /* An IPv6 listener serves IPv6 only, so "[::]:p" and "0.0.0.0:p" can both be configured. */
     if (a->family == AF_INET6 &&

@@ -38,6 +38,11 @@ void net_addr_format(const struct net_addr *a, char *out, size_t outlen);
 /* A non-blocking, close-on-exec listening socket bound to a (SO_REUSEADDR; a
  * stale unix socket file is replaced). Returns the fd or -errno. */
 int net_listen(const struct net_addr *a, int backlog) __attribute__((warn_unused_result));
+/* The same; reuse_port sets SO_REUSEPORT on a TCP socket before bind, so
+ * processes of one uid can listen on one port and the kernel spreads new
+ * connections over them (by a hash of the 4-tuple). Ignored for unix. */
+int net_listen_reuse(const struct net_addr *a, int backlog, bool reuse_port)
+    __attribute__((warn_unused_result));
 
 /* A connected blocking socket (close-on-exec), or -errno. timeout_ms > 0
  * bounds the connect and sets SO_RCVTIMEO/SO_SNDTIMEO on the socket. */

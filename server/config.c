@@ -149,6 +149,8 @@ static const struct key keys[] = {
     {.name = "tcp_user_timeout", .type = KEY_SECONDS, .min = 0, .max = USER_TIMEOUT_MAX,
      .def_seconds = 120, FIELD(tcp_user_timeout),
      .help = "sent data unacknowledged this long: dead peer; 0 = kernel default"},
+    {.name = "reuse_port", .type = KEY_BOOL, .def_bool = false, FIELD(reuse_port),
+     .help = "SO_REUSEPORT on TCP listeners: instances share a port"},
     {.name = "log_level", .type = KEY_LOG_LEVEL, .def_text = "info", FIELD(log_level),
      .help = "error | warn | info | debug"},
     {.name = "user", .type = KEY_USER, .def_text = "", FIELD(user), .restart = true,

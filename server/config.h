@@ -50,6 +50,7 @@ struct config {
     int tcp_keepalive_interval; /* seconds between probes (TCP_KEEPINTVL) */
     int tcp_keepalive_count;    /* unanswered probes before giving up (TCP_KEEPCNT) */
     double tcp_user_timeout;    /* seconds data may stay unacknowledged; 0 = kernel's */
+    bool reuse_port;            /* SO_REUSEPORT on TCP listeners opened from now on */
     enum log_level log_level;
     char *user;                 /* "" = stay who we are */
 };

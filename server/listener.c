@@ -215,7 +215,7 @@ static void split_entry(const char *entry, enum proto_kind *kind, const char **a
 }
 
 /* Open one configured address into s. Returns 0 or -1 (logged). */
-static int open_socket(struct listen_socket *s, const char *entry, int backlog)
+static int open_socket(struct listen_socket *s, const char *entry, int backlog, bool reuse_port)
 {
     struct net_addr a;
     char err[128];
@@ -230,7 +230,7 @@ static int open_socket(struct listen_socket *s, const char *entry, int backlog)
         log_error("listen %s: %s", entry, err);
         return -1;
     }
-    int fd = net_listen(&a, backlog);
+    int fd = net_listen_reuse(&a, backlog, reuse_port);
     if (fd < 0) {
         log_error("listen %s: %s", entry, strerror(-fd));
         return -1;
@@ -282,7 +282,7 @@ static int apply_addresses(struct listener *l, struct config *cfg)
                 log_warn("listen %s: backlog %d: %s", old->name, cfg->backlog, strerror(errno));
             continue;
         }
-        if (open_socket(&next[n], cfg->listen[i], cfg->backlog) < 0) {
+        if (open_socket(&next[n], cfg->listen[i], cfg->backlog, cfg->reuse_port) < 0) {
             /* Undo: close what this attempt opened, keep the old set. */
             for (unsigned j = 0; j < n; j++)
                 if (find_socket(l, next[j].name) == NULL)

@@ -6,12 +6,16 @@ systemd in private PID and mount namespaces on the host's network. Checked
 there, with the shipped units (a drop-in only where a test says so):
 start becomes active only after READY=1; `systemctl status` shows STATUS=;
 reload reaches echod and returns to active (and RELOADING=1 / READY=1 drive
-systemd's own state); stop drains and exits 0; echod.socket starts the
+systemd's own state), on a root without procps (no /bin/kill: the minimal
+system a new user tries first); stop drains and exits 0; echod.socket starts the
 service on a client's connection, which is served on TCP and unix; SIGSTOP
 and a hung worker make the watchdog restart it; the journal has echod's
 lines with their priorities; the sandbox is in force (dynamic user, no
 capabilities, read-only /usr, private /tmp and /dev, seccomp). At the end
-the whole system is killed and nothing of it is left running.
+the whole system is killed and nothing of it is left running. The template:
+echod@a and echod@b run from /etc/echod/a.conf and b.conf at once, reload
+and stop one at a time, share one port with reuse_port, and
+echod@NAME.socket starts its own instance.
 
 Root only. Skipped under sanitizers (`make test SAN=...`): their runtimes
 are not in the test root; the plain `make test` runs it. Set
@@ -90,11 +94,17 @@ class System:
         self.box.systemctl("daemon-reload")
 
     def reset(self):
-        """Every test starts here: both units stopped and clean, shipped
-        config values, only the socket drop-in (the test's port)."""
-        self.box.systemctl("stop", "echod.socket", "echod.service", check=False)
-        self.box.systemctl("reset-failed", "echod.service", "echod.socket", check=False)
+        """Every test starts here: both units stopped and clean, no template
+        instance, shipped config values, only the socket drop-in (the test's
+        port)."""
+        self.box.systemctl("stop", "echod.socket", "echod.service", "echod@*", check=False)
+        self.box.systemctl("reset-failed", "echod.service", "echod.socket", "echod@*", check=False)
         shutil.rmtree(ROOT / DROPIN_DIRS[0], ignore_errors=True)
+        for d in (ROOT / "etc/systemd/system").glob("echod@*.d"):
+            shutil.rmtree(d)
+        for f in (ROOT / "etc/echod").glob("*.conf"):
+            if f.name != "echod.conf":
+                f.unlink()
         self.settings = {"listen": [f"127.0.0.1:{self.port}"], "workers": 2, "drain_timeout": 2}
         self.write_config()
         self.dropin("echod.socket", "[Socket]\nListenStream=\n"
@@ -114,33 +124,34 @@ class System:
     def host_pid(self):
         return self.box.host_pid(self.main_pid())
 
-    def journal(self, *args):
-        """echod.service's journal entries (echod's lines and systemd's
-        about the unit) as dicts, oldest first."""
+    def journal(self, *args, unit="echod.service"):
+        """A unit's journal entries (echod's lines and systemd's about the
+        unit) as dicts, oldest first."""
         self.box.run("journalctl", "--sync", check=False)
-        out = self.box.run("journalctl", "-u", "echod.service", "-o", "json", "--no-pager",
+        out = self.box.run("journalctl", "-u", unit, "-o", "json", "--no-pager",
                            *args, check=False).stdout
         return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
-    def messages(self, *args):
-        return [e.get("MESSAGE", "") for e in self.journal(*args)]
+    def messages(self, *args, unit="echod.service"):
+        return [e.get("MESSAGE", "") for e in self.journal(*args, unit=unit)]
 
     def log_text(self):
         return self.box.systemctl("status", "echod.service", "-n", "40", check=False).stdout
 
-    def wait_journal(self, regex, since=0, timeout=STATE_TIMEOUT):
+    def wait_journal(self, regex, since=0, timeout=STATE_TIMEOUT, unit="echod.service"):
         """Wait for a message matching regex among entries [since:]; returns its index."""
         rx = re.compile(regex)
 
         def find():
-            for i, m in enumerate(self.messages()[since:]):
+            for i, m in enumerate(self.messages(unit=unit)[since:]):
                 if rx.search(m):
                     return since + i + 1
             return None
         try:
             return wait_until(f"journal line {regex!r}", find, timeout) - 1
         except AssertionError:
-            raise AssertionError(f"no journal line {regex!r}:\n" + "\n".join(self.messages()[-40:]))
+            raise AssertionError(f"no journal line {regex!r}:\n"
+                                 + "\n".join(self.messages(unit=unit)[-40:]))
 
     def stop_service(self):
         """systemctl stop echod (it returns once echod exited); returns how
@@ -237,6 +248,16 @@ def test_status_shows_the_status_line(fresh):
     assert re.search(r'Status: "2 connections; 2 workers; listening on 127\.0\.0\.1:\d+"', status), status
     for c in clients:
         c.close()
+
+
+def test_the_root_is_minimal(system):
+    """What a debootstrap --variant=minbase with systemd and libconfig9 has:
+    no procps (so no /bin/kill, which the reload once needed), no dbus."""
+    assert ct.INCLUDE == "systemd,libconfig9"
+    for tool in ("bin/kill", "usr/bin/kill", "usr/bin/ps", "usr/bin/pkill", "usr/bin/dbus-daemon"):
+        assert not (ROOT / tool).exists(), f"{tool} in the test root: it is not minimal"
+    status = (ROOT / "var/lib/dpkg/status").read_text()
+    assert not re.search(r"^Package: procps$", status, re.M), "procps is installed in the test root"
 
 
 def test_reload_applies_the_file_and_returns_to_active(fresh):
@@ -479,3 +500,119 @@ def test_stop_under_load_still_exits_0(fresh):
         c.close()
     assert not errors, errors
     assert status == "code=exited, status=0/SUCCESS"
+
+
+# -- the template: one instance per configuration file
+
+def write_instance_config(name, **settings):
+    full = {"workers": 1, "drain_timeout": 2}
+    full.update(settings)
+    path = ROOT / f"etc/echod/{name}.conf"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(config_text(full))
+    os.replace(tmp, path)
+
+
+def instance_pid(s, name):
+    return int(s.show("MainPID", unit=f"echod@{name}.service")["MainPID"])
+
+
+def test_template_runs_two_instances_from_two_files(fresh):
+    s = fresh
+    ports = {"a": free_port(), "b": free_port()}
+    for name, port in ports.items():
+        write_instance_config(name, listen=[f"127.0.0.1:{port}"])
+    s.box.systemctl("start", "echod@a.service", "echod@b.service")
+    for name, port in ports.items():
+        unit = f"echod@{name}.service"
+        assert s.state(unit) == "active/running", s.box.systemctl("status", unit, check=False).stdout
+        assert f"127.0.0.1:{port}" in s.show("StatusText", unit=unit)["StatusText"]
+        with s.client(port) as c:
+            assert c.request("E", name.encode()) == ("E", name.encode())
+        msgs = "\n".join(s.messages(unit=unit))
+        assert f"listening on 127.0.0.1:{port}" in msgs, msgs
+        # Its own runtime directory.
+        assert os.path.isdir(s.box.path(f"/run/echod-{name}"))
+    pids = {n: instance_pid(s, n) for n in ports}
+    assert pids["a"] != pids["b"]
+    # One shared dynamic user (User=echod): what lets instances share a port.
+    uids = {n: proc_status(s.box.host_pid(p))["Uid"] for n, p in pids.items()}
+    assert uids["a"] == uids["b"] and int(uids["a"][0]) in DYNAMIC_UIDS, uids
+
+    # Reload one: its file applies to it alone, through `echod -t` and the
+    # shell's kill (the root has no /bin/kill).
+    since = len(s.messages(unit="echod@a.service"))
+    write_instance_config("a", listen=[f"127.0.0.1:{ports['a']}"], max_frame_size=100)
+    s.box.systemctl("reload", "echod@a.service")
+    s.wait_journal(r"configuration reloaded", since, unit="echod@a.service")
+    wait_until("a active after reload", lambda: s.state("echod@a.service") == "active/running")
+    assert s.show("ReloadResult", unit="echod@a.service")["ReloadResult"] == "success"
+    with s.client(ports["a"]) as c:
+        c.send_frame("E", b"x" * 200)
+        assert c.read_error().startswith("413")
+    with s.client(ports["b"]) as c:
+        assert c.request("E", b"x" * 200) == ("E", b"x" * 200)
+    # A bad file fails its instance's reload and nothing else.
+    (ROOT / "etc/echod/b.conf").write_text("no_such_key = 1;\n")
+    assert s.box.systemctl("reload", "echod@b.service", check=False).returncode != 0
+    assert {n: instance_pid(s, n) for n in ports} == pids, "a reload restarted an instance"
+
+    # Stop one: the other goes on.
+    s.box.systemctl("stop", "echod@a.service")
+    assert s.state("echod@a.service") == "inactive/dead"
+    assert s.show("Result", unit="echod@a.service")["Result"] == "success"
+    with s.client(ports["b"]) as c:
+        c.ping()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", ports["a"]), timeout=2).close()
+
+
+def test_template_instances_share_one_port_with_reuse_port(fresh):
+    s = fresh
+    port = free_port()
+    for name in ("a", "b"):
+        write_instance_config(name, listen=[f"127.0.0.1:{port}"], reuse_port=True)
+    s.box.systemctl("start", "echod@a.service", "echod@b.service")
+    for name in ("a", "b"):
+        assert s.state(f"echod@{name}.service") == "active/running"
+    clients = [s.client(port) for _ in range(32)]
+    for c in clients:
+        c.ping()
+    # Each instance's STATUS line counts the connections it holds.
+    def counts():
+        out = []
+        for name in ("a", "b"):
+            m = re.match(r"(\d+) connections?", s.show("StatusText", unit=f"echod@{name}.service")["StatusText"])
+            out.append(int(m.group(1)))
+        return out if sum(out) == 32 else None
+    held = wait_until("STATUS counting all 32 connections", counts, timeout=20)
+    print(f"32 connections over echod@a and echod@b on one port: {held}")
+    assert held[0] > 0 and held[1] > 0, held
+    # Stopping one leaves the port served by the other.
+    s.box.systemctl("stop", "echod@a.service")
+    for _ in range(16):
+        with s.client(port) as c:
+            c.ping()
+    for c in clients:
+        c.close()
+
+
+def test_template_socket_activation_starts_its_instance(fresh):
+    s = fresh
+    port = free_port()
+    write_instance_config("c", listen=[f"127.0.0.1:{free_port()}"])
+    s.dropin("echod@c.socket", f"[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n"
+             "ListenStream=/run/echod-c.sock\n")
+    s.box.systemctl("start", "echod@c.socket")
+    assert s.state("echod@c.service") == "inactive/dead"
+    with s.client(port, timeout=30) as c:
+        c.ping()
+    assert s.state("echod@c.service") == "active/running"
+    with Client.connect("unix:" + s.box.path("/run/echod-c.sock")) as c:
+        c.ping()
+    msgs = "\n".join(s.messages(unit="echod@c.service"))
+    assert re.search(rf"listening on 127\.0\.0\.1:{port} \(inherited", msgs), msgs
+    s.box.systemctl("reload", "echod@c.service")
+    wait_until("c active after reload", lambda: s.state("echod@c.service") == "active/running")
+    with s.client(port) as c:
+        c.ping()

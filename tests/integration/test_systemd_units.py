@@ -81,6 +81,8 @@ def test_install_puts_every_file_in_place(destdir):
         "usr/bin/echoc",
         "usr/lib/systemd/system/echod.service",
         "usr/lib/systemd/system/echod.socket",
+        "usr/lib/systemd/system/echod@.service",
+        "usr/lib/systemd/system/echod@.socket",
         "usr/sbin/echod",
         "usr/share/man/man5/echod.conf.5",
         "usr/share/man/man8/echod.8",
@@ -133,35 +135,41 @@ def test_installed_units_pass_systemd_analyze_verify(destdir):
     # DESTDIR holds no sysinit.target etc., so dependencies are not followed.
     env = dict(os.environ, MANPATH=str(destdir / "usr/share/man"))
     p = subprocess.run([ANALYZE, "verify", "--recursive-errors=no", f"--root={destdir}",
-                        "echod.service", "echod.socket"],
+                        "echod.service", "echod.socket", "echod@a.service", "echod@a.socket"],
                        capture_output=True, text=True, timeout=120, env=env)
     assert p.returncode == 0 and p.stdout + p.stderr == "", p.stdout + p.stderr
 
 
 @need_analyze
-def test_security_exposure_is_at_most_1_5(destdir):
+@pytest.mark.parametrize("unit", ["echod.service", "echod@a.service"])
+def test_security_exposure_is_at_most_1_5(destdir, unit):
     base = [ANALYZE, "security", "--offline=true", f"--root={destdir}"]
-    p = subprocess.run(base + ["echod.service"], capture_output=True, text=True, timeout=120)
-    m = re.search(r"Overall exposure level for echod\.service: (\d+\.\d)", p.stdout)
+    p = subprocess.run(base + [unit], capture_output=True, text=True, timeout=120)
+    m = re.search(rf"Overall exposure level for {re.escape(unit)}: (\d+\.\d)", p.stdout)
     assert m, p.stdout + p.stderr
     score = float(m.group(1))
-    print(f"systemd-analyze security: echod.service {score}")
+    print(f"systemd-analyze security: {unit} {score}")
     assert score <= MAX_EXPOSURE, p.stdout
     # --threshold is in tenths; systemd-analyze fails above it.
-    p = subprocess.run(base + [f"--threshold={int(MAX_EXPOSURE * 10)}", "echod.service"],
+    p = subprocess.run(base + [f"--threshold={int(MAX_EXPOSURE * 10)}", unit],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
-    p = subprocess.run(base + ["--json=short", "echod.service"], capture_output=True, text=True,
+    p = subprocess.run(base + ["--json=short", unit], capture_output=True, text=True,
                        timeout=120)
     exposed = {e["name"] for e in json.loads(p.stdout) if e["set"] is False}
     assert exposed <= ALLOWED_EXPOSURES, f"hardening missing: {sorted(exposed - ALLOWED_EXPOSURES)}"
 
 
-def test_service_unit_has_the_runtime_settings(destdir):
-    svc = unit_settings(destdir / "usr/lib/systemd/system/echod.service")
+@pytest.mark.parametrize("unit", ["echod.service", "echod@.service"])
+def test_service_unit_has_the_runtime_settings(destdir, unit):
+    svc = unit_settings(destdir / "usr/lib/systemd/system" / unit)
     get = lambda k: svc.get(("Service", k), [])   # noqa: E731
     assert get("Type") == ["notify"]
-    assert any(re.fullmatch(r"\S*kill -HUP \$MAINPID", c) for c in get("ExecReload")), get("ExecReload")
+    # The check first, then the signal from the shell's builtin kill: no
+    # /bin/kill (procps), which minimal systems lack.
+    reload = get("ExecReload")
+    assert len(reload) == 2 and re.fullmatch(r"\S*/echod -t -c \S+", reload[0]), reload
+    assert reload[1] == """/bin/sh -c 'kill -HUP "$MAINPID"'""", reload
     assert get("Restart") == ["on-failure"]
     assert get("WatchdogSec") and get("WatchdogSec")[-1] not in ("0", "infinity")
     assert get("CapabilityBoundingSet") == [""]

@@ -1,8 +1,10 @@
 """A throwaway Debian 12 system run by its own, real systemd, for the
 end-to-end tests of echod's units.
 
-The root file system is made once with debootstrap (minbase + systemd, dbus,
-libconfig9, procps) and cached under build/systemd-root; later runs reuse it.
+The root file system is made once with debootstrap (minbase + systemd and
+libconfig9, nothing else: the smallest system echod's units must work on, with
+no procps and so no /bin/kill, no dbus) and cached under build/systemd-root;
+later runs reuse it.
 Booting it:
 
     setsid unshare --fork --pid --mount sh -c '
@@ -40,7 +42,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ROOT = REPO / "build" / "systemd-root"
 SUITE = "bookworm"
-INCLUDE = "systemd,dbus,libconfig9,procps"
+# Only what echod needs: a unit that relies on anything more (procps's
+# /bin/kill, once) must fail here as it would on a minimal image.
+INCLUDE = "systemd,libconfig9"
 # Marks a finished root; holds the debootstrap arguments it was made with.
 STAMP = ".echod-test-root"
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
