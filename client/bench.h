@@ -16,13 +16,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "client/bench_wire.h"
 #include "client/hist.h"
 #include "common/net.h"
 
-enum bench_proto {
-    BENCH_PROTO_FRAMED,     /* echod frames: ECHO and PING */
-    BENCH_PROTO_RAW,        /* plain echo (RFC 862): bytes back as sent */
-};
 
 enum bench_mode {
     BENCH_MODE_CLOSED,      /* a new request as soon as a reply frees a slot */
