@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -381,6 +382,9 @@ static enum bench_err connect_error_kind(int err)
     case EADDRNOTAVAIL:
     case EADDRINUSE:
         return BENCH_ERR_PORTS_EXHAUSTED;
+    case EMFILE:
+    case ENFILE:
+        return BENCH_ERR_FD_LIMIT;
     default:
         return BENCH_ERR_CONNECT_OTHER;
     }
@@ -1270,7 +1274,13 @@ void *bench_thread_main(void *arg)
 {
     struct bench_thread *t = arg;
     if (t->loop != NULL) {
+        uint64_t t0 = bench_now_ns();
         loop_run(t->loop);
+        struct rusage ru;
+        if (getrusage(RUSAGE_THREAD, &ru) == 0)
+            t->cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+        t->wall_s = (double)(bench_now_ns() - t0) / (double)NS_PER_S;
         loop_free(t->loop);
         t->loop = NULL;
     }

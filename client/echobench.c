@@ -493,6 +493,11 @@ int main(int argc, char **argv)
     };
     for (int k = 0; k < BENCH_ERR_KINDS; k++)
         sum.errors_total += total.errors[k];
+    sum.fd_have = have;
+    sum.fd_need = need;
+    for (unsigned i = 0; i < cfg.threads; i++)
+        if (threads[i].wall_s > 0 && threads[i].cpu_s / threads[i].wall_s > sum.busiest)
+            sum.busiest = threads[i].cpu_s / threads[i].wall_s;
 
     if (cli.json)
         bench_report_json(stdout, &sum);
