@@ -29,6 +29,8 @@ FUZZ_SECONDS ?= 60
 DEB_PACKAGES := gcc make pkg-config libconfig-dev libcmocka-dev libsystemd-dev \
                 python3 python3-pytest netcat-openbsd clang libclang-rt-14-dev procps \
                 iproute2 systemd debootstrap groff-base
+# echobench's peer-protocol tests: real nginx, redis and memcached.
+DEB_PACKAGES += nginx-light redis-server memcached
 
 VERSION := 1.0.0
 comma := ,

@@ -52,6 +52,11 @@ struct bench_config {
     double warmup_s;        /* before the measured part; its requests are not counted */
     uint64_t requests;      /* -n: measured requests in total (0: run for duration_s) */
     double timeout_s;       /* a request (or connect) with no progress this long fails */
+    const char *http_path;  /* http: the request target (default "/") */
+    char http_host[170];    /* http: the Host header (the target, or localhost) */
+    const char *http_headers[64];   /* http: "Name: value" lines from -H */
+    unsigned http_nheaders;
+    bool http_check_body;   /* http POST: the body must come back as sent */
     bool progress;
     bool spin;              /* never sleep in epoll (precise timing, burns the CPU) */
 };
@@ -68,6 +73,7 @@ enum bench_err {
     BENCH_ERR_MISMATCH,         /* a reply differed from the request (or broke framing) */
     BENCH_ERR_FD_LIMIT,         /* EMFILE/ENFILE: out of descriptors, a client-side limit */
     BENCH_ERR_FRAME,            /* an error frame ('!'); by code in error_codes */
+    BENCH_ERR_HTTP_STATUS,      /* http: a status other than 2xx; by code in error_codes */
     BENCH_ERR_KINDS,
 };
 

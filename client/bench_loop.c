@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client/bench_http.h"
 #include "common/frame.h"
 
 #define NS_PER_S 1000000000ull
@@ -68,6 +69,8 @@
 /* Connects in progress at once per thread, so 10,000 connections do not
  * overflow the server's listen backlog (a dropped SYN costs a 1 s retry). */
 #define CONNECTS_IN_FLIGHT 256
+/* reply_type of an HTTP response with a status other than 2xx. */
+#define REPLY_HTTP_STATUS 'H'
 /* Source addresses per thread for oneshot spreading: each has its own
  * ephemeral port range toward the target, 4096 x 28k ports. */
 #define SOURCE_SPREAD 4096
@@ -125,6 +128,9 @@ struct conn {
     uint16_t next_off;      /* pattern offset of the next request's payload */
     bool out_armed;         /* EPOLLOUT is in the epoll set (see conn_want_out) */
     struct frame_decoder dec;
+    struct bench_http_decoder http;
+    bool http_until_eof;    /* http: this response's body ends with the connection */
+    bool http_close;        /* http: the server said Connection: close */
     uint64_t progress_ns;   /* last sign of life: for the request timeout */
     uint64_t connect_ns;    /* connect() started */
     uint64_t not_before_ns; /* CS_WAITING: earliest next try */
@@ -327,7 +333,10 @@ static void conn_reset_ring(struct bench_loop *L, struct conn *c)
     c->replied = false;
     c->reply_ok = false;
     c->shut = false;
+    c->http_until_eof = false;
+    c->http_close = false;
     frame_decoder_init(&c->dec, FRAME_OPEN_LENGTH - 1);
+    bench_http_decoder_init(&c->http, c->http.head_buf);
 }
 
 /* Back to the waiting list after a failure (or for the next oneshot). */
@@ -556,12 +565,18 @@ static void record_success(struct bench_loop *L, const struct req *r)
     res->last_done_ns = L->now;
 }
 
-static void count_error_frame(struct bench_loop *L, const struct conn *c)
+/* An error frame or a non-2xx HTTP status, counted by its code. */
+static void count_error_code(struct bench_loop *L, const struct conn *c, enum bench_err kind)
 {
     unsigned code = c->code;
     bool known = c->code_digits == 3 && code >= BENCH_CODE_MIN && code <= BENCH_CODE_MAX;
     L->res->error_codes[known ? code - BENCH_CODE_MIN + 1 : 0]++;
-    L->res->errors[BENCH_ERR_FRAME]++;
+    L->res->errors[kind]++;
+}
+
+static void count_error_frame(struct bench_loop *L, const struct conn *c)
+{
+    count_error_code(L, c, BENCH_ERR_FRAME);
 }
 
 /* The oldest request got its whole reply (or an error frame). */
@@ -581,6 +596,8 @@ static bool conn_complete_head(struct bench_loop *L, struct conn *c)
         count_error_frame(L, c);
         c->closing = true;
     }
+    else if (c->reply_type == REPLY_HTTP_STATUS)
+        count_error_code(L, c, BENCH_ERR_HTTP_STATUS);
     else if (c->reply_bad)
         res->errors[BENCH_ERR_MISMATCH]++;
     else
@@ -682,6 +699,68 @@ static bool consume_framed(struct bench_loop *L, struct conn *c, const uint8_t *
     }
 }
 
+/* HTTP responses: the status must be 2xx; a POST's body must equal what was
+ * sent (unless --no-check-body); any body is read to its end. */
+static bool consume_http(struct bench_loop *L, struct conn *c, const uint8_t *p, size_t n)
+{
+    bool check = L->wire.http_post && L->cfg->http_check_body;
+    for (;;) {
+        struct bench_http_ev ev;
+        bool needs_buf;
+        size_t used = bench_http_decode(&c->http, p, n, &ev, &needs_buf);
+        p += used;
+        n -= used;
+        if (needs_buf) {
+            /* A head split across reads: this connection gets a buffer, once. */
+            c->http.head_buf = malloc(BENCH_HTTP_RESP_HEAD_MAX);
+            if (c->http.head_buf == NULL) {
+                conn_abort(L, c, BENCH_ERR_CONNECT_OTHER, 0);
+                return false;
+            }
+            continue;
+        }
+        switch (ev.kind) {
+        case BENCH_HTTP_EV_NONE:
+            return true;
+        case BENCH_HTTP_EV_HEAD:
+            if (c->count == 0 || c->replied) {
+                count_error(L, BENCH_ERR_MISMATCH, 1);  /* a response nobody asked for */
+                conn_abort(L, c, BENCH_ERR_MISMATCH, 0);
+                return false;
+            }
+            c->reply_type = ev.status >= 200 && ev.status < 300 ? 0 : REPLY_HTTP_STATUS;
+            c->code = ev.status;
+            c->code_digits = 3;
+            c->reply_got = 0;
+            c->reply_bad = false;
+            c->http_until_eof = ev.until_eof;
+            if (ev.close) {
+                c->closing = true;      /* send no more: the server closes after this */
+                c->http_close = true;
+            }
+            break;
+        case BENCH_HTTP_EV_BODY:
+            if (check && c->reply_type == 0 && !c->reply_bad) {
+                const struct req *r = &c->ring[c->head];
+                if (c->reply_got + ev.size > r->size ||
+                    memcmp(L->pattern + r->pat_off + c->reply_got, ev.data, ev.size) != 0)
+                    c->reply_bad = true;
+            }
+            c->reply_got += (uint32_t)ev.size;
+            break;
+        case BENCH_HTTP_EV_END:
+            if (check && c->reply_got != c->ring[c->head].size)
+                c->reply_bad = true;
+            if (!conn_complete_head(L, c))
+                return false;
+            break;
+        default:
+            conn_abort(L, c, BENCH_ERR_MISMATCH, 0);
+            return false;
+        }
+    }
+}
+
 /* Replies known in advance (raw, redis, memcache): head, payload, tail,
  * compared byte for byte as they arrive. A payload that differs is a
  * mismatch of that request; a head or tail that differs means the stream is
@@ -732,6 +811,28 @@ static bool consume_exact(struct bench_loop *L, struct conn *c, const uint8_t *p
 /* The peer closed its side. */
 static void conn_eof(struct bench_loop *L, struct conn *c)
 {
+    if (L->cfg->proto == BENCH_PROTO_HTTP && c->http_until_eof && c->count > 0 && !c->replied) {
+        /* A body without a length ends here. */
+        bool check = L->wire.http_post && L->cfg->http_check_body;
+        if (check && c->reply_got != c->ring[c->head].size)
+            c->reply_bad = true;
+        c->http_until_eof = false;
+        if (!conn_complete_head(L, c))
+            return;
+    }
+    if (!oneshot_mode(L) && c->http_close) {
+        /* The server announced the close: the requests behind that response
+         * were never taken up, so they are withdrawn, not failed, and the
+         * connection is opened again at once. */
+        for (uint32_t i = 0; i < c->count; i++)
+            if (c->ring[(c->head + i) & L->ring_mask].measured)
+                L->measured_issued--;
+        L->res->issued -= c->count;
+        conn_close_fd(L, c);
+        conn_reset_ring(L, c);
+        conn_wait(L, c, 0);
+        return;
+    }
     if (oneshot_mode(L) && c->replied) {
         if (c->reply_ok)
             oneshot_success(L, c);
@@ -753,9 +854,13 @@ static void conn_read(struct bench_loop *L, struct conn *c, bool peer_shut)
             L->res->bytes_in += (uint64_t)n;
             c->progress_ns = L->now;
             L->last_progress_ns = L->now;
-            bool ok = L->cfg->proto == BENCH_PROTO_FRAMED
-                          ? consume_framed(L, c, L->rbuf, (size_t)n)
-                          : consume_exact(L, c, L->rbuf, (size_t)n);
+            bool ok;
+            if (L->cfg->proto == BENCH_PROTO_FRAMED)
+                ok = consume_framed(L, c, L->rbuf, (size_t)n);
+            else if (L->cfg->proto == BENCH_PROTO_HTTP)
+                ok = consume_http(L, c, L->rbuf, (size_t)n);
+            else
+                ok = consume_exact(L, c, L->rbuf, (size_t)n);
             if (!ok)
                 return;
             /* Edge-triggered: a short read means the socket is empty (an
@@ -1120,9 +1225,11 @@ static void loop_free(struct bench_loop *L)
     if (L == NULL)
         return;
     if (L->conns != NULL) {
-        for (unsigned i = 0; i < L->n; i++)
+        for (unsigned i = 0; i < L->n; i++) {
             if (L->conns[i].fd >= 0)
                 close(L->conns[i].fd);
+            free(L->conns[i].http.head_buf);
+        }
     }
     if (L->epfd >= 0)
         close(L->epfd);
@@ -1177,6 +1284,12 @@ int bench_thread_prepare(struct bench_thread *t)
     L->wire.proto = cfg->proto;
     L->wire.pattern = L->pattern;
     L->copy_small = cfg->proto != BENCH_PROTO_RAW;
+    if (cfg->proto == BENCH_PROTO_HTTP &&
+        bench_wire_http_init(&L->wire, cfg->http_path, cfg->http_host, cfg->http_headers,
+                             cfg->http_nheaders, cfg->size_max > 0, cfg->oneshot) < 0) {
+        loop_free(L);
+        return -E2BIG;
+    }
     if (cfg->size_min == cfg->size_max && cfg->ping_ratio == 0) {
         struct req probe = {.type = FRAME_ECHO, .size = cfg->size_min};
         L->fixed_wire_len = request_wire_len(L, &probe);

@@ -41,6 +41,7 @@ static const char *const err_names[BENCH_ERR_KINDS] = {
     [BENCH_ERR_MISMATCH] = "mismatch",
     [BENCH_ERR_FD_LIMIT] = "fd_limit",
     [BENCH_ERR_FRAME] = "error_frames",
+    [BENCH_ERR_HTTP_STATUS] = "http_status",
 };
 
 const char *bench_err_name(enum bench_err e)
@@ -170,7 +171,7 @@ void bench_report_text(FILE *out, const struct bench_summary *s)
     const struct bench_config *cfg = s->cfg;
     const struct bench_result *r = s->r;
     fprintf(out, "echobench %s -> %s: %s, %s%s loop, %u threads, %u connections, pipeline %u, ",
-            ECHOD_VERSION, cfg->target, cfg->proto == BENCH_PROTO_RAW ? "raw" : "framed",
+            ECHOD_VERSION, cfg->target, bench_proto_name(cfg->proto),
             cfg->oneshot ? "oneshot, " : "", mode_name(cfg), cfg->threads, cfg->connections,
             cfg->pipeline);
     if (cfg->size_min == cfg->size_max)
@@ -213,18 +214,19 @@ void bench_report_text(FILE *out, const struct bench_summary *s)
     }
     fprintf(out, "  %-13s %llu\n", "errors", (unsigned long long)s->errors_total);
     for (int k = 0; k < BENCH_ERR_KINDS; k++) {
-        if (r->errors[k] == 0 || k == BENCH_ERR_FRAME)
+        if (r->errors[k] == 0 || k == BENCH_ERR_FRAME || k == BENCH_ERR_HTTP_STATUS)
             continue;
         fprintf(out, "  %-13s %s %llu\n", "", bench_err_name(k), (unsigned long long)r->errors[k]);
     }
     for (int k = 0; k < BENCH_CODE_SLOTS; k++) {
         if (r->error_codes[k] == 0)
             continue;
+        const char *what = cfg->proto == BENCH_PROTO_HTTP ? "status" : "error frame";
         if (k == 0)
-            fprintf(out, "  %-13s error frame (no code) %llu\n", "",
+            fprintf(out, "  %-13s %s (no code) %llu\n", "", what,
                     (unsigned long long)r->error_codes[k]);
         else
-            fprintf(out, "  %-13s error frame %d %llu\n", "", k + BENCH_CODE_MIN - 1,
+            fprintf(out, "  %-13s %s %d %llu\n", "", what, k + BENCH_CODE_MIN - 1,
                     (unsigned long long)r->error_codes[k]);
     }
     fprintf(out, "  %-13s %.2f s CPU in %.2f s (%.0f%% of one core), %.3f us CPU per request;\n"
@@ -267,6 +269,24 @@ static void json_hist(FILE *out, const struct hist *h)
             hist_mean(h) / NS_PER_US, hist_stdev(h) / NS_PER_US);
 }
 
+/* {code: count} of r's error codes ({} when r is NULL). */
+static void json_codes(FILE *out, const struct bench_result *r)
+{
+    fputc('{', out);
+    const char *sep = "";
+    for (int k = 0; r != NULL && k < BENCH_CODE_SLOTS; k++) {
+        if (r->error_codes[k] == 0)
+            continue;
+        if (k == 0)
+            fprintf(out, "%s\"other\": %llu", sep, (unsigned long long)r->error_codes[k]);
+        else
+            fprintf(out, "%s\"%d\": %llu", sep, k + BENCH_CODE_MIN - 1,
+                    (unsigned long long)r->error_codes[k]);
+        sep = ", ";
+    }
+    fputc('}', out);
+}
+
 void bench_report_json(FILE *out, const struct bench_summary *s)
 {
     const struct bench_config *cfg = s->cfg;
@@ -274,7 +294,7 @@ void bench_report_json(FILE *out, const struct bench_summary *s)
     fprintf(out, "{\"tool\": \"echobench\", \"version\": \"%s\", \"target\": ", ECHOD_VERSION);
     json_string(out, cfg->target);
     fprintf(out, ", \"proto\": \"%s\", \"mode\": \"%s\", \"oneshot\": %s",
-            cfg->proto == BENCH_PROTO_RAW ? "raw" : "framed", mode_name(cfg),
+            bench_proto_name(cfg->proto), mode_name(cfg),
             cfg->oneshot ? "true" : "false");
     fprintf(out, ", \"threads\": %u, \"connections\": %u, \"pipeline\": %u", cfg->threads,
             cfg->connections, cfg->pipeline);
@@ -308,23 +328,17 @@ void bench_report_json(FILE *out, const struct bench_summary *s)
         fprintf(out, "null");
     fprintf(out, ", \"errors\": {\"total\": %llu", (unsigned long long)s->errors_total);
     for (int k = 0; k < BENCH_ERR_KINDS; k++) {
-        if (k == BENCH_ERR_FRAME)
+        if (k == BENCH_ERR_FRAME || k == BENCH_ERR_HTTP_STATUS)
             continue;
         fprintf(out, ", \"%s\": %llu", bench_err_name(k), (unsigned long long)r->errors[k]);
     }
-    fprintf(out, ", \"error_frames\": {");
-    const char *sep = "";
-    for (int k = 0; k < BENCH_CODE_SLOTS; k++) {
-        if (r->error_codes[k] == 0)
-            continue;
-        if (k == 0)
-            fprintf(out, "%s\"other\": %llu", sep, (unsigned long long)r->error_codes[k]);
-        else
-            fprintf(out, "%s\"%d\": %llu", sep, k + BENCH_CODE_MIN - 1,
-                    (unsigned long long)r->error_codes[k]);
-        sep = ", ";
-    }
-    fprintf(out, "}}");
+    /* Codes are error frames' in framed runs and statuses in http runs. */
+    bool http = cfg->proto == BENCH_PROTO_HTTP;
+    fprintf(out, ", \"error_frames\": ");
+    json_codes(out, http ? NULL : r);
+    fprintf(out, ", \"http_status\": ");
+    json_codes(out, http ? r : NULL);
+    fprintf(out, "}");
     fprintf(out, ", \"totals\": {\"issued\": %llu, \"ok\": %llu, \"bytes_out\": %llu, "
                  "\"bytes_in\": %llu, \"connections_opened\": %llu, \"connections_max_open\": %llu}",
             (unsigned long long)r->issued, (unsigned long long)r->ok_total,

@@ -14,6 +14,16 @@ static const uint8_t mn_request[] = "mn\r\n";
 static const uint8_t mn_reply[] = "MN\r\n";
 static const uint8_t resp_echo[] = "*2\r\n$4\r\nECHO\r\n$";
 
+const char *bench_proto_name(enum bench_proto p)
+{
+    static const char *const names[] = {
+        [BENCH_PROTO_FRAMED] = "framed", [BENCH_PROTO_RAW] = "raw",
+        [BENCH_PROTO_REDIS] = "redis", [BENCH_PROTO_MEMCACHE] = "memcache",
+        [BENCH_PROTO_HTTP] = "http",
+    };
+    return (unsigned)p < sizeof(names) / sizeof(names[0]) ? names[p] : "unknown";
+}
+
 int bench_wire_http_init(struct bench_wire *w, const char *path, const char *host,
                          const char *const *headers, unsigned nheaders, bool post, bool close)
 {

@@ -52,6 +52,9 @@ struct bench_wire {
     bool http_post;
 };
 
+/* "framed", "raw", "redis", "memcache" or "http". */
+const char *bench_proto_name(enum bench_proto p);
+
 /* Decimal digits of v into out (no terminator); returns their count (1..10). */
 static inline unsigned bench_u32_dec(uint32_t v, uint8_t *out)
 {
