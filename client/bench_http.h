@@ -8,9 +8,10 @@
  * the caller lends (one per connection, taken only when a head is split).
  * No I/O; it never allocates.
  *
- * It understands what a client must to find the end of a response (RFC 9112
- * section 6.3): 204 and 304 have no body; Transfer-Encoding ending in chunked
- * is decoded (chunk extensions and trailers skipped); else Content-Length;
+ * The parsing is common/http.c's, shared with the server: its response head
+ * parser and chunked decoder. This module adds what a client must to find
+ * the end of a response (RFC 9112 section 6.3): 1xx heads are skipped, 204
+ * and 304 have no body, chunked bodies are decoded, else Content-Length,
  * else the body runs to the connection's end (BENCH_HTTP_EV_BODY until the
  * caller sees EOF).
  */
@@ -21,7 +22,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BENCH_HTTP_RESP_HEAD_MAX 16384
+#include "common/http.h"
+
+#define BENCH_HTTP_RESP_HEAD_MAX HTTP_MAX_HEADER_SIZE_DEFAULT
 
 enum bench_http_ev_kind {
     BENCH_HTTP_EV_NONE,     /* everything given was used: feed more */
@@ -42,11 +45,11 @@ struct bench_http_ev {
 
 struct bench_http_decoder {
     uint8_t state;
-    uint8_t chunk_state;
-    uint16_t status;
-    uint32_t head_len;      /* bytes gathered in head_buf, or scanned of the current span */
-    uint64_t remaining;     /* body or chunk bytes still to come */
+    uint32_t head_len;      /* bytes of a split head gathered in head_buf */
+    uint64_t remaining;     /* Content-Length bytes still to come */
     uint8_t *head_buf;      /* the caller's, BENCH_HTTP_RESP_HEAD_MAX bytes (may be NULL) */
+    struct http_parser parser;
+    struct http_chunked chunked;
 };
 
 void bench_http_decoder_init(struct bench_http_decoder *d, uint8_t *head_buf);
@@ -55,11 +58,5 @@ void bench_http_decoder_init(struct bench_http_decoder *d, uint8_t *head_buf);
  * head needs head_buf and the decoder has none: give it one and call again. */
 size_t bench_http_decode(struct bench_http_decoder *d, const uint8_t *p, size_t n,
                          struct bench_http_ev *ev, bool *needs_buf);
-
-/* Parse one complete response head (status line to the blank line, len
- * bytes). Returns 0 and fills status, close, chunked, has_length and length;
- * -1 when it is malformed. */
-int bench_http_parse_head(const uint8_t *h, size_t len, uint16_t *status, bool *close,
-                          bool *chunked, bool *has_length, uint64_t *length);
 
 #endif

@@ -128,7 +128,7 @@ struct conn {
     uint16_t next_off;      /* pattern offset of the next request's payload */
     bool out_armed;         /* EPOLLOUT is in the epoll set (see conn_want_out) */
     struct frame_decoder dec;
-    struct bench_http_decoder http;
+    struct bench_http_decoder *http;    /* http runs only */
     bool http_until_eof;    /* http: this response's body ends with the connection */
     bool http_close;        /* http: the server said Connection: close */
     uint64_t progress_ns;   /* last sign of life: for the request timeout */
@@ -145,6 +145,7 @@ struct bench_loop {
     unsigned n;
     struct conn *conns;
     struct req *rings;
+    struct bench_http_decoder *https;   /* http: one per connection */
     uint32_t ring_mask;     /* ring slots per connection - 1 (a power of two) */
     uint32_t fixed_wire_len;    /* every request has this length (0: they vary) */
     uint8_t *pattern;
@@ -336,7 +337,8 @@ static void conn_reset_ring(struct bench_loop *L, struct conn *c)
     c->http_until_eof = false;
     c->http_close = false;
     frame_decoder_init(&c->dec, FRAME_OPEN_LENGTH - 1);
-    bench_http_decoder_init(&c->http, c->http.head_buf);
+    if (c->http != NULL)
+        bench_http_decoder_init(c->http, c->http->head_buf);
 }
 
 /* Back to the waiting list after a failure (or for the next oneshot). */
@@ -707,13 +709,13 @@ static bool consume_http(struct bench_loop *L, struct conn *c, const uint8_t *p,
     for (;;) {
         struct bench_http_ev ev;
         bool needs_buf;
-        size_t used = bench_http_decode(&c->http, p, n, &ev, &needs_buf);
+        size_t used = bench_http_decode(c->http, p, n, &ev, &needs_buf);
         p += used;
         n -= used;
         if (needs_buf) {
             /* A head split across reads: this connection gets a buffer, once. */
-            c->http.head_buf = malloc(BENCH_HTTP_RESP_HEAD_MAX);
-            if (c->http.head_buf == NULL) {
+            c->http->head_buf = malloc(BENCH_HTTP_RESP_HEAD_MAX);
+            if (c->http->head_buf == NULL) {
                 conn_abort(L, c, BENCH_ERR_CONNECT_OTHER, 0);
                 return false;
             }
@@ -1228,13 +1230,15 @@ static void loop_free(struct bench_loop *L)
         for (unsigned i = 0; i < L->n; i++) {
             if (L->conns[i].fd >= 0)
                 close(L->conns[i].fd);
-            free(L->conns[i].http.head_buf);
+            if (L->conns[i].http != NULL)
+                free(L->conns[i].http->head_buf);
         }
     }
     if (L->epfd >= 0)
         close(L->epfd);
     free(L->conns);
     free(L->rings);
+    free(L->https);
     free(L->pattern);
     free(L->rbuf);
     free(L->scratch);
@@ -1284,6 +1288,17 @@ int bench_thread_prepare(struct bench_thread *t)
     L->wire.proto = cfg->proto;
     L->wire.pattern = L->pattern;
     L->copy_small = cfg->proto != BENCH_PROTO_RAW;
+    if (cfg->proto == BENCH_PROTO_HTTP) {
+        L->https = calloc(L->n ? L->n : 1, sizeof(*L->https));
+        if (L->https == NULL) {
+            loop_free(L);
+            return -ENOMEM;
+        }
+        for (unsigned i = 0; i < L->n; i++) {
+            L->conns[i].http = &L->https[i];
+            bench_http_decoder_init(L->conns[i].http, NULL);
+        }
+    }
     if (cfg->proto == BENCH_PROTO_HTTP &&
         bench_wire_http_init(&L->wire, cfg->http_path, cfg->http_host, cfg->http_headers,
                              cfg->http_nheaders, cfg->size_max > 0, cfg->oneshot) < 0) {
