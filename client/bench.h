@@ -135,6 +135,8 @@ void *bench_thread_main(void *arg);
 /* Allocate a thread's epoll loop and connections before the clock starts;
  * returns 0 or -errno. bench_thread_main frees them. */
 int bench_thread_prepare(struct bench_thread *t) __attribute__((warn_unused_result));
+/* Free a prepared thread that was never started. */
+void bench_thread_discard(struct bench_thread *t);
 
 /* Add src into dst (histograms merged, counters added, maxima kept). */
 void bench_result_merge(struct bench_result *dst, const struct bench_result *src);
@@ -151,6 +153,8 @@ struct bench_summary {
     double wall_s;              /* the whole run, warm-up included */
     uint64_t errors_total;
     double busiest;             /* highest load thread CPU / its run time (0..1) */
+    double late_s;              /* the last measured reply came this long after the
+                                 * window's end (open loop: a backlog drained late) */
     uint64_t fd_have, fd_need;  /* descriptor limit in force, and what -c needs */
 };
 
@@ -159,11 +163,35 @@ struct bench_summary {
 #define BENCH_NOTES_MAX 8
 #define BENCH_NOTE_LEN 240
 unsigned bench_notes(const struct bench_summary *s, char notes[][BENCH_NOTE_LEN]);
+/* Measured requests per second counting the late drain (open loop): the rate
+ * the server really sustained. */
+double bench_sustained_rate(const struct bench_summary *s);
 /* Client CPU per answered request in microseconds (whole run), 0 if none. */
 double bench_cpu_us_per_request(const struct bench_summary *s);
 
-void bench_report_text(FILE *out, const struct bench_summary *s);
-void bench_report_json(FILE *out, const struct bench_summary *s);
+/* One staircase step, as reported. */
+struct bench_step {
+    double rate_target, rate;
+    double p50_us, p99_us, p99_9_us;
+    uint64_t ok, errors;
+    double client_busy;
+    bool met;
+};
+
+struct bench_slo;
+/* What a report adds beyond the run: the SLO verdict, the staircase. */
+struct bench_extra {
+    const struct bench_slo *slo;        /* NULL: no --slo */
+    const struct bench_step *steps;     /* NULL: not a staircase */
+    unsigned nsteps;
+    double knee_rate;                   /* highest step rate that met the SLO; < 0 none */
+};
+
+void bench_step_record(struct bench_step *st, const struct bench_summary *s, bool met);
+/* A step's line of the text report (header: print the column names first). */
+void bench_report_step(FILE *out, const struct bench_step *st, bool header);
+void bench_report_text(FILE *out, const struct bench_summary *s, const struct bench_extra *x);
+void bench_report_json(FILE *out, const struct bench_summary *s, const struct bench_extra *x);
 /* Percentile distribution for plotting; returns 0 or -errno. */
 int bench_report_csv(const char *path, const struct bench_summary *s)
     __attribute__((warn_unused_result));

@@ -1398,6 +1398,12 @@ static void loop_run(struct bench_loop *L)
     publish_progress(L);
 }
 
+void bench_thread_discard(struct bench_thread *t)
+{
+    loop_free(t->loop);
+    t->loop = NULL;
+}
+
 void *bench_thread_main(void *arg)
 {
     struct bench_thread *t = arg;

@@ -5,6 +5,7 @@
  * Latencies are recorded in nanoseconds and reported in microseconds.
  */
 #include "client/bench.h"
+#include "client/bench_slo.h"
 
 #include <errno.h>
 #include <math.h>
@@ -77,6 +78,11 @@ static double per_s(uint64_t n, double window_s)
     return window_s > 0 ? (double)n / window_s : 0.0;
 }
 
+double bench_sustained_rate(const struct bench_summary *s)
+{
+    return per_s(s->r->ok, s->window_s + s->late_s);
+}
+
 double bench_cpu_us_per_request(const struct bench_summary *s)
 {
     return s->r->ok_total > 0 ? s->cpu_s * 1e6 / (double)s->r->ok_total : 0.0;
@@ -93,12 +99,12 @@ unsigned bench_notes(const struct bench_summary *s, char notes[][BENCH_NOTE_LEN]
                  "been the limit, not the server (add threads with -t, on more CPUs)",
                  100 * s->busiest);
     if (cfg->mode == BENCH_MODE_OPEN && s->window_s > 0) {
-        double got = per_s(r->ok, s->window_s);
+        double got = bench_sustained_rate(s);
         if (got < 0.95 * cfg->rate)
             snprintf(notes[n++], BENCH_NOTE_LEN,
-                     "the achieved rate %.0f/s fell short of -R %.0f/s (%.0f%%): the server "
-                     "(or the client) could not keep up, or requests failed",
-                     got, cfg->rate, 100 * got / cfg->rate);
+                     "the achieved rate %.0f/s (the last reply %.2f s after the end) fell "
+                     "short of -R %.0f/s (%.0f%%): the server (or the client) could not keep "
+                     "up, or requests failed", got, s->late_s, cfg->rate, 100 * got / cfg->rate);
     }
     if (!cfg->oneshot && r->max_open < cfg->connections) {
         char why[160] = "";
@@ -166,7 +172,7 @@ static void text_hist(FILE *out, const char *label, const struct hist *h)
             hist_stdev(h) / NS_PER_US, (unsigned long long)h->count);
 }
 
-void bench_report_text(FILE *out, const struct bench_summary *s)
+void bench_report_text(FILE *out, const struct bench_summary *s, const struct bench_extra *x)
 {
     const struct bench_config *cfg = s->cfg;
     const struct bench_result *r = s->r;
@@ -237,9 +243,57 @@ void bench_report_text(FILE *out, const struct bench_summary *s)
     unsigned nn = bench_notes(s, notes);
     for (unsigned i = 0; i < nn; i++)
         fprintf(out, "  note: %s\n", notes[i]);
+    if (x->slo != NULL) {
+        bool all = true;
+        for (unsigned i = 0; i < x->slo->n; i++) {
+            const struct bench_slo_term *t = &x->slo->terms[i];
+            double v = bench_slo_value(t, s);
+            bool met = bench_slo_term_met(t, v);
+            all = all && met;
+            fprintf(out, "  %-13s %-16s %12.3f %-4s %s\n", i == 0 ? "slo" : "", t->text, v,
+                    t->metric <= BENCH_SLO_MAX ? "us" : t->relative ? "%" : "",
+                    met ? "met" : "MISSED");
+        }
+        if (x->steps == NULL)
+            fprintf(out, "  %-13s %s\n", "", all ? "SLO met" : "SLO MISSED (exit status 4)");
+    }
+    if (x->steps != NULL) {
+        if (x->knee_rate >= 0)
+            fprintf(out, "  %-13s %.0f req/s: the highest step that met the %s\n", "knee",
+                    x->knee_rate, x->slo != NULL ? "SLO" : "target rate without errors");
+        else
+            fprintf(out, "  %-13s none: the first step already missed the %s\n", "knee",
+                    x->slo != NULL ? "SLO" : "target rate or had errors");
+        fprintf(out, "  %-13s (the figures above are the last step's)\n", "");
+    }
     fprintf(out, "  %-13s %llu issued, %llu ok, %llu B out, %llu B in (warm-up included)\n",
             "whole run", (unsigned long long)r->issued, (unsigned long long)r->ok_total,
             (unsigned long long)r->bytes_out, (unsigned long long)r->bytes_in);
+}
+
+void bench_step_record(struct bench_step *st, const struct bench_summary *s, bool met)
+{
+    const struct hist *h = &s->r->latency;
+    st->rate_target = s->cfg->rate;
+    st->rate = bench_sustained_rate(s);
+    st->p50_us = us(hist_percentile(h, 50));
+    st->p99_us = us(hist_percentile(h, 99));
+    st->p99_9_us = us(hist_percentile(h, 99.9));
+    st->ok = s->r->ok;
+    st->errors = s->errors_total;
+    st->client_busy = s->busiest;
+    st->met = met;
+}
+
+void bench_report_step(FILE *out, const struct bench_step *st, bool header)
+{
+    if (header)
+        fprintf(out, "%12s %12s %10s %10s %10s %8s %6s  %s\n", "target/s", "achieved/s",
+                "p50 us", "p99 us", "p99.9 us", "errors", "client", "");
+    fprintf(out, "%12.0f %12.0f %10.1f %10.1f %10.1f %8llu %5.0f%%  %s\n", st->rate_target,
+            st->rate, st->p50_us, st->p99_us, st->p99_9_us, (unsigned long long)st->errors,
+            100 * st->client_busy, st->met ? "met" : "MISSED");
+    fflush(out);
 }
 
 /* ---- JSON ------------------------------------------------------------------------ */
@@ -287,7 +341,7 @@ static void json_codes(FILE *out, const struct bench_result *r)
     fputc('}', out);
 }
 
-void bench_report_json(FILE *out, const struct bench_summary *s)
+void bench_report_json(FILE *out, const struct bench_summary *s, const struct bench_extra *x)
 {
     const struct bench_config *cfg = s->cfg;
     const struct bench_result *r = s->r;
@@ -355,7 +409,49 @@ void bench_report_json(FILE *out, const struct bench_summary *s)
         fprintf(out, "%s", i ? ", " : "");
         json_string(out, notes[i]);
     }
-    fprintf(out, "]}\n");
+    fprintf(out, "]");
+    fprintf(out, ", \"slo\": ");
+    if (x->slo == NULL) {
+        fprintf(out, "null");
+    } else {
+        bool all = true;
+        fprintf(out, "{\"terms\": [");
+        for (unsigned i = 0; i < x->slo->n; i++) {
+            const struct bench_slo_term *t = &x->slo->terms[i];
+            double v = bench_slo_value(t, s);
+            bool met = bench_slo_term_met(t, v);
+            all = all && met;
+            fprintf(out, "%s{\"term\": ", i ? ", " : "");
+            json_string(out, t->text);
+            if (isnan(v))
+                fprintf(out, ", \"value\": null");
+            else
+                fprintf(out, ", \"value\": %.4f", v);
+            fprintf(out, ", \"met\": %s}", met ? "true" : "false");
+        }
+        fprintf(out, "], \"met\": %s}", all ? "true" : "false");
+    }
+    fprintf(out, ", \"steps\": ");
+    if (x->steps == NULL) {
+        fprintf(out, "null, \"knee_rate\": null");
+    } else {
+        fprintf(out, "[");
+        for (unsigned i = 0; i < x->nsteps; i++) {
+            const struct bench_step *st = &x->steps[i];
+            fprintf(out, "%s{\"rate_target\": %.3f, \"requests_per_s\": %.3f, \"requests\": %llu, "
+                         "\"errors\": %llu, \"p50_us\": %.3f, \"p99_us\": %.3f, \"p99_9_us\": %.3f, "
+                         "\"client_busy_max\": %.3f, \"met\": %s}",
+                    i ? ", " : "", st->rate_target, st->rate, (unsigned long long)st->ok,
+                    (unsigned long long)st->errors, st->p50_us, st->p99_us, st->p99_9_us,
+                    st->client_busy, st->met ? "true" : "false");
+        }
+        fprintf(out, "], \"knee_rate\": ");
+        if (x->knee_rate >= 0)
+            fprintf(out, "%.3f", x->knee_rate);
+        else
+            fprintf(out, "null");
+    }
+    fprintf(out, "}\n");
 }
 
 /* ---- CSV ---------------------------------------------------------------------------- */

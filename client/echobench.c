@@ -24,13 +24,17 @@
 
 #include "client/args.h"
 #include "client/bench.h"
+#include "client/bench_slo.h"
 
 enum exit_code {
     EXIT_OK = 0,
     EXIT_FAILED_REQUESTS = 1,   /* some requests failed, or none succeeded */
     EXIT_USAGE = 2,
     EXIT_NO_RUN = 3,            /* the target could not be used at all */
+    EXIT_SLO_MISSED = 4,        /* --slo: the run (or every staircase step) missed it */
 };
+/* Staircase steps at most (-R START:END:STEP, --steps). */
+#define MAX_STEPS 256
 
 #define DEFAULT_CONNECTIONS 50
 #define DEFAULT_DURATION_S 10.0
@@ -125,6 +129,9 @@ struct cli {
     int progress;           /* -1 auto, 0 off, 1 on */
     const char *csv_path;
     bool have_duration;
+    struct bench_slo slo;
+    double steps[MAX_STEPS];    /* staircase rates; nsteps 0: one run */
+    unsigned nsteps;
 };
 
 static uint64_t parse_u64_or_die(const char *opt, const char *s, const char *units, uint64_t min,
@@ -181,6 +188,56 @@ static void parse_mix(const char *s, struct bench_config *cfg)
     cfg->ping_ratio = p / (e + p);
 }
 
+static double parse_rate_or_die(const char *opt, const char *s)
+{
+    double v;
+    char err[200];
+    if (args_parse_seconds(s, 0.001, 1e9, &v, err, sizeof(err)) < 0) {
+        fprintf(stderr, "echobench: %s: expected requests per second (a number): %s\n", opt, s);
+        exit(EXIT_USAGE);
+    }
+    return v;
+}
+
+/* -R START:END:STEP: START, START+STEP, ... up to END (inclusive). */
+static void parse_staircase(const char *s, struct cli *cli)
+{
+    char buf[128];
+    if (strlen(s) >= sizeof(buf))
+        die_usage("-R: expected START:END:STEP: %s", s);
+    strcpy(buf, s);
+    char *a = strtok(buf, ":"), *b = strtok(NULL, ":"), *c = strtok(NULL, ":");
+    if (a == NULL || b == NULL || c == NULL || strtok(NULL, ":") != NULL)
+        die_usage("-R: expected START:END:STEP: %s", s);
+    double start = parse_rate_or_die("-R", a), end = parse_rate_or_die("-R", b),
+           step = parse_rate_or_die("-R", c);
+    if (end < start)
+        die_usage("-R: END is below START: %s", s);
+    cli->nsteps = 0;
+    for (double r = start; r <= end * (1 + 1e-9); r += step) {
+        if (cli->nsteps == MAX_STEPS)
+            die_usage("-R: more than 256 steps: %s", s);
+        cli->steps[cli->nsteps++] = r;
+    }
+}
+
+/* --steps R1,R2,...: rates in the order given. */
+static void parse_steps(const char *s, struct cli *cli)
+{
+    char buf[4096];
+    if (strlen(s) >= sizeof(buf))
+        die_usage("--steps: too long: %s", s);
+    strcpy(buf, s);
+    cli->nsteps = 0;
+    for (char *t = strtok(buf, ","); t != NULL; t = strtok(NULL, ",")) {
+        if (cli->nsteps == MAX_STEPS)
+            die_usage("--steps: more than 256 steps: %s", s);
+        cli->steps[cli->nsteps++] = parse_rate_or_die("--steps", t);
+    }
+    if (cli->nsteps == 0)
+        die_usage("--steps: expected a list of rates: %s", s);
+}
+
 /* -H takes a host or, for --proto http, a header: "Name: value" (a token,
  * then a colon) that is not an IPv6 address. */
 static bool looks_like_header(const char *s)
@@ -205,6 +262,7 @@ static void parse_options(int argc, char **argv, struct bench_config *cfg, struc
     enum {
         OPT_MIX = 256, OPT_ONESHOT, OPT_NO_SPREAD, OPT_IDLE, OPT_PROTO, OPT_JSON, OPT_CSV,
         OPT_PROGRESS, OPT_NO_PROGRESS, OPT_SPIN, OPT_PATH, OPT_HEADER, OPT_NO_CHECK_BODY,
+        OPT_STEPS, OPT_SLO,
     };
     static const struct option longopts[] = {
         {"mix", required_argument, NULL, OPT_MIX},
@@ -220,6 +278,8 @@ static void parse_options(int argc, char **argv, struct bench_config *cfg, struc
         {"path", required_argument, NULL, OPT_PATH},
         {"header", required_argument, NULL, OPT_HEADER},
         {"no-check-body", no_argument, NULL, OPT_NO_CHECK_BODY},
+        {"steps", required_argument, NULL, OPT_STEPS},
+        {"slo", required_argument, NULL, OPT_SLO},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -279,11 +339,18 @@ static void parse_options(int argc, char **argv, struct bench_config *cfg, struc
             cfg->requests = parse_u64_or_die("-n: %s", optarg, "count", 1, UINT64_MAX / 2);
             break;
         case 'w': cfg->warmup_s = parse_seconds_or_die("-w: %s", optarg, 0); break;
-        case 'R': {
-            char err[200];
-            if (args_parse_seconds(optarg, 0.001, 1e9, &cfg->rate, err, sizeof(err)) < 0)
-                die_usage("-R: %s", "expected requests per second (a number)");
+        case 'R':
+            if (strchr(optarg, ':') != NULL)
+                parse_staircase(optarg, cli);
+            else
+                cfg->rate = parse_rate_or_die("-R", optarg);
             cfg->mode = BENCH_MODE_OPEN;
+            break;
+        case OPT_STEPS: parse_steps(optarg, cli); cfg->mode = BENCH_MODE_OPEN; break;
+        case OPT_SLO: {
+            char err[200];
+            if (bench_slo_parse(optarg, &cli->slo, err, sizeof(err)) < 0)
+                die_usage("--slo: %s", err);
             break;
         }
         case 'T': cfg->timeout_s = parse_seconds_or_die("-T: %s", optarg, 0.001); break;
@@ -328,6 +395,8 @@ static void parse_options(int argc, char **argv, struct bench_config *cfg, struc
     }
     if (cli->have_duration && cfg->requests > 0)
         die_usage("%s", "give -d or -n, not both");
+    if (cli->nsteps > 0 && (cfg->requests > 0 || cfg->mode != BENCH_MODE_OPEN))
+        die_usage("%s", "a staircase (-R START:END:STEP or --steps) runs each step for -d seconds: no -n, no --idle");
     if (!cli->have_duration && cfg->requests == 0)
         cfg->duration_s = DEFAULT_DURATION_S;
     if (cfg->proto != BENCH_PROTO_FRAMED && cfg->ping_ratio > 0)
@@ -431,10 +500,162 @@ static void print_progress(const struct bench_config *cfg, struct bench_thread *
     ps->last_ok = ok;
 }
 
+/* One run's outcome. */
+struct run_out {
+    struct bench_result total;
+    struct bench_summary sum;
+    int thread_error;           /* a load thread failed: -errno */
+    bool setup_failed;
+};
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) < 0)
+        return 0;
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Start the load threads, wait for them, merge their results into out.
+ * Returns 0, or -1 when set-up failed (said on stderr). */
+static int run_load(const struct bench_config *cfg, struct run_out *out)
+{
+    memset(out, 0, sizeof(*out));
+    atomic_store(&threads_done, 0);
+    double cpu0 = cpu_seconds();
+    struct bench_thread *threads = calloc(cfg->threads, sizeof(*threads));
+    pthread_t *tids = calloc(cfg->threads, sizeof(*tids));
+    if (threads == NULL || tids == NULL) {
+        fprintf(stderr, "echobench: out of memory\n");
+        free(threads);
+        free(tids);
+        return -1;
+    }
+    /* Connections, rate and request count are shared out in proportion, the
+     * remainders going to the first threads so the totals are exact. */
+    unsigned conns_before = 0, prepared = 0;
+    int rc = 0;
+    for (unsigned i = 0; i < cfg->threads; i++) {
+        struct bench_thread *t = &threads[i];
+        t->cfg = cfg;
+        t->id = i;
+        t->connections = cfg->connections / cfg->threads + (i < cfg->connections % cfg->threads);
+        t->rate = cfg->rate * t->connections / cfg->connections;
+        uint64_t before = (uint64_t)((unsigned __int128)cfg->requests * conns_before / cfg->connections);
+        conns_before += t->connections;
+        uint64_t upto = (uint64_t)((unsigned __int128)cfg->requests * conns_before / cfg->connections);
+        t->requests = upto - before;
+        t->stop = &stop_flag;
+        pthread_mutex_init(&t->progress.lock, NULL);
+        prepared++;
+        rc = bench_thread_prepare(t);
+        if (rc < 0) {
+            fprintf(stderr, "echobench: preparing thread %u: %s\n", i, strerror(-rc));
+            break;
+        }
+    }
+
+    uint64_t start_ns = bench_now_ns();
+    unsigned started = 0;
+    for (unsigned i = 0; rc == 0 && i < cfg->threads; i++) {
+        threads[i].start_ns = start_ns;
+        int e = pthread_create(&tids[i], NULL, thread_entry, &threads[i]);
+        if (e != 0) {
+            fprintf(stderr, "echobench: starting thread %u: %s\n", i, strerror(e));
+            atomic_store(&stop_flag, true);
+            rc = -e;
+            break;
+        }
+        started++;
+    }
+
+    static struct progress_state ps;
+    ps.last_ns = start_ns;
+    ps.last_ok = 0;
+    uint64_t next_progress = start_ns + PROGRESS_INTERVAL_NS;
+    uint64_t interrupted_ns = 0;
+    while (rc == 0 && atomic_load(&threads_done) < cfg->threads) {
+        sleep_ns(POLL_INTERVAL_NS);
+        uint64_t now = bench_now_ns();
+        if (interrupted_ns == 0 && atomic_load(&stop_flag))
+            interrupted_ns = now;
+        if (cfg->progress && now >= next_progress) {
+            print_progress(cfg, threads, start_ns, now, &ps);
+            next_progress += PROGRESS_INTERVAL_NS;
+        }
+    }
+
+    struct bench_result *total = &out->total;
+    hist_init(&total->latency);
+    hist_init(&total->connect);
+    hist_init(&total->send_lag);
+    for (unsigned i = 0; i < started; i++) {
+        pthread_join(tids[i], NULL);
+        bench_result_merge(total, &threads[i].result);
+        if (threads[i].error < 0)
+            out->thread_error = threads[i].error;
+    }
+    if (out->thread_error < 0)
+        fprintf(stderr, "echobench: a load thread failed: %s\n", strerror(-out->thread_error));
+
+    /* The measured window: from the end of warm-up to the end of the run (or
+     * the interrupt); with -n, to the last measured reply. */
+    uint64_t warmup_end = start_ns + (uint64_t)(cfg->warmup_s * NS_PER_S);
+    uint64_t window_end = warmup_end + (uint64_t)(cfg->duration_s * NS_PER_S);
+    if (cfg->requests > 0)
+        window_end = total->last_done_ns;
+    if (interrupted_ns != 0 && interrupted_ns < window_end)
+        window_end = interrupted_ns;
+    struct bench_summary *sum = &out->sum;
+    sum->cfg = cfg;
+    sum->r = total;
+    sum->window_s = window_end > warmup_end ? (double)(window_end - warmup_end) / NS_PER_S : 0;
+    sum->cpu_s = cpu_seconds() - cpu0;
+    if (total->last_done_ns > window_end && cfg->requests == 0)
+        sum->late_s = (double)(total->last_done_ns - window_end) / NS_PER_S;
+    sum->wall_s = (double)(bench_now_ns() - start_ns) / NS_PER_S;
+    for (int k = 0; k < BENCH_ERR_KINDS; k++)
+        sum->errors_total += total->errors[k];
+    for (unsigned i = 0; i < started; i++)
+        if (threads[i].wall_s > 0 && threads[i].cpu_s / threads[i].wall_s > sum->busiest)
+            sum->busiest = threads[i].cpu_s / threads[i].wall_s;
+
+    for (unsigned i = 0; i < prepared; i++)
+        pthread_mutex_destroy(&threads[i].progress.lock);
+    for (unsigned i = started; i < prepared; i++)
+        bench_thread_discard(&threads[i]);
+    free(threads);
+    free(tids);
+    out->setup_failed = rc < 0;
+    return rc < 0 ? -1 : 0;
+}
+
+/* The exit status of one run without --slo. */
+static int run_status(const struct bench_config *cfg, const struct run_out *o)
+{
+    if (o->setup_failed || o->total.connects == 0 || o->thread_error < 0)
+        return EXIT_NO_RUN;
+    if (o->sum.errors_total > 0 || (cfg->mode != BENCH_MODE_IDLE && o->total.ok_total == 0))
+        return EXIT_FAILED_REQUESTS;
+    return EXIT_OK;
+}
+
+/* Did a step (or the run) meet the SLO? Without --slo: no errors and, in
+ * open loop, at least 95% of the asked rate. */
+static bool step_met(const struct cli *cli, const struct bench_summary *s)
+{
+    if (cli->slo.n > 0)
+        return bench_slo_met(&cli->slo, s);
+    double rate = bench_sustained_rate(s);
+    return s->errors_total == 0 && s->r->ok > 0 &&
+           (s->cfg->mode != BENCH_MODE_OPEN || rate >= 0.95 * s->cfg->rate);
+}
+
 int main(int argc, char **argv)
 {
     static struct bench_config cfg;
-    struct cli cli = {0};
+    static struct cli cli;
     parse_options(argc, argv, &cfg, &cli);
     cfg.progress = cli.progress == 1 || (cli.progress == -1 && isatty(STDERR_FILENO) == 1);
 
@@ -461,121 +682,63 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    struct bench_thread *threads = calloc(cfg.threads, sizeof(*threads));
-    pthread_t *tids = calloc(cfg.threads, sizeof(*tids));
-    if (threads == NULL || tids == NULL) {
-        fprintf(stderr, "echobench: out of memory\n");
-        return EXIT_NO_RUN;
-    }
-    /* Connections, rate and request count are shared out in proportion, the
-     * remainders going to the first threads so the totals are exact. */
-    unsigned conns_before = 0;
-    for (unsigned i = 0; i < cfg.threads; i++) {
-        struct bench_thread *t = &threads[i];
-        t->cfg = &cfg;
-        t->id = i;
-        t->connections = cfg.connections / cfg.threads + (i < cfg.connections % cfg.threads);
-        t->rate = cfg.rate * t->connections / cfg.connections;
-        uint64_t before = (uint64_t)((unsigned __int128)cfg.requests * conns_before / cfg.connections);
-        conns_before += t->connections;
-        uint64_t upto = (uint64_t)((unsigned __int128)cfg.requests * conns_before / cfg.connections);
-        t->requests = upto - before;
-        t->stop = &stop_flag;
-        pthread_mutex_init(&t->progress.lock, NULL);
-        int rc = bench_thread_prepare(t);
-        if (rc < 0) {
-            fprintf(stderr, "echobench: preparing thread %u: %s\n", i, strerror(-rc));
+    unsigned nsteps = cli.nsteps > 0 ? cli.nsteps : 1;
+    static struct run_out out;
+    static struct bench_step steps[MAX_STEPS];
+    unsigned done = 0;
+    int status = EXIT_OK;
+    double knee = 0;
+    bool knee_found = false, missed = false;
+    for (unsigned k = 0; k < nsteps && !atomic_load(&stop_flag); k++) {
+        if (cli.nsteps > 0)
+            cfg.rate = cli.steps[k];
+        if (run_load(&cfg, &out) < 0)
             return EXIT_NO_RUN;
+        out.sum.fd_have = have;
+        out.sum.fd_need = need;
+        bool met = step_met(&cli, &out.sum);
+        status = run_status(&cfg, &out);
+        if (cli.nsteps > 0) {
+            bench_step_record(&steps[done++], &out.sum, met);
+            if (!cli.json)
+                bench_report_step(stdout, &steps[done - 1], k == 0);
+            if (met && !missed) {
+                knee = cfg.rate;
+                knee_found = true;
+            }
+            if (!met) {
+                missed = true;
+                break;  /* past the knee: higher rates only make it worse */
+            }
+            if (status == EXIT_NO_RUN)
+                break;
         }
     }
+    if (done == 0 && cli.nsteps > 0)
+        return EXIT_NO_RUN;     /* interrupted before the first step */
 
-    uint64_t start_ns = bench_now_ns();
-    for (unsigned i = 0; i < cfg.threads; i++) {
-        threads[i].start_ns = start_ns;
-        int rc = pthread_create(&tids[i], NULL, thread_entry, &threads[i]);
-        if (rc != 0) {
-            fprintf(stderr, "echobench: starting thread %u: %s\n", i, strerror(rc));
-            atomic_store(&stop_flag, true);
-            for (unsigned j = 0; j < i; j++)
-                pthread_join(tids[j], NULL);
-            return EXIT_NO_RUN;
-        }
-    }
-
-    static struct progress_state ps;
-    ps.last_ns = start_ns;
-    uint64_t next_progress = start_ns + PROGRESS_INTERVAL_NS;
-    uint64_t interrupted_ns = 0;
-    while (atomic_load(&threads_done) < cfg.threads) {
-        sleep_ns(POLL_INTERVAL_NS);
-        uint64_t now = bench_now_ns();
-        if (interrupted_ns == 0 && atomic_load(&stop_flag))
-            interrupted_ns = now;
-        if (cfg.progress && now >= next_progress) {
-            print_progress(&cfg, threads, start_ns, now, &ps);
-            next_progress += PROGRESS_INTERVAL_NS;
-        }
-    }
-
-    static struct bench_result total;
-    hist_init(&total.latency);
-    hist_init(&total.connect);
-    hist_init(&total.send_lag);
-    int thread_error = 0;
-    for (unsigned i = 0; i < cfg.threads; i++) {
-        pthread_join(tids[i], NULL);
-        bench_result_merge(&total, &threads[i].result);
-        if (threads[i].error < 0)
-            thread_error = threads[i].error;
-    }
-    if (thread_error < 0)
-        fprintf(stderr, "echobench: a load thread failed: %s\n", strerror(-thread_error));
-
-    /* The measured window: from the end of warm-up to the end of the run (or
-     * the interrupt); with -n, to the last measured reply. */
-    uint64_t warmup_end = start_ns + (uint64_t)(cfg.warmup_s * NS_PER_S);
-    uint64_t window_end = warmup_end + (uint64_t)(cfg.duration_s * NS_PER_S);
-    if (cfg.requests > 0)
-        window_end = total.last_done_ns;
-    if (interrupted_ns != 0 && interrupted_ns < window_end)
-        window_end = interrupted_ns;
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    struct bench_summary sum = {
-        .cfg = &cfg,
-        .r = &total,
-        .window_s = window_end > warmup_end ? (double)(window_end - warmup_end) / NS_PER_S : 0,
-        .cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
-        .wall_s = (double)(bench_now_ns() - start_ns) / NS_PER_S,
+    struct bench_extra extra = {
+        .slo = cli.slo.n > 0 ? &cli.slo : NULL,
+        .steps = cli.nsteps > 0 ? steps : NULL,
+        .nsteps = done,
+        .knee_rate = knee_found ? knee : -1,
     };
-    for (int k = 0; k < BENCH_ERR_KINDS; k++)
-        sum.errors_total += total.errors[k];
-    sum.fd_have = have;
-    sum.fd_need = need;
-    for (unsigned i = 0; i < cfg.threads; i++)
-        if (threads[i].wall_s > 0 && threads[i].cpu_s / threads[i].wall_s > sum.busiest)
-            sum.busiest = threads[i].cpu_s / threads[i].wall_s;
-
     if (cli.json)
-        bench_report_json(stdout, &sum);
+        bench_report_json(stdout, &out.sum, &extra);
     else
-        bench_report_text(stdout, &sum);
+        bench_report_text(stdout, &out.sum, &extra);
     fflush(stdout);
     if (cli.csv_path != NULL) {
-        int rc = bench_report_csv(cli.csv_path, &sum);
+        int rc = bench_report_csv(cli.csv_path, &out.sum);
         if (rc < 0)
             fprintf(stderr, "echobench: writing %s: %s\n", cli.csv_path, strerror(-rc));
     }
 
-    for (unsigned i = 0; i < cfg.threads; i++)
-        pthread_mutex_destroy(&threads[i].progress.lock);
-    free(threads);
-    free(tids);
-
-    if (total.connects == 0 || thread_error < 0)
+    if (status == EXIT_NO_RUN)
         return EXIT_NO_RUN;
-    if (sum.errors_total > 0 || (cfg.mode != BENCH_MODE_IDLE && total.ok_total == 0))
-        return EXIT_FAILED_REQUESTS;
-    return EXIT_OK;
+    if (cli.nsteps > 0)
+        return knee_found ? EXIT_OK : cli.slo.n > 0 ? EXIT_SLO_MISSED : EXIT_FAILED_REQUESTS;
+    if (cli.slo.n > 0)
+        return bench_slo_met(&cli.slo, &out.sum) ? EXIT_OK : EXIT_SLO_MISSED;
+    return status;
 }
