@@ -31,6 +31,8 @@ DEB_PACKAGES := gcc make pkg-config libconfig-dev libcmocka-dev libsystemd-dev \
                 iproute2 systemd debootstrap groff-base
 # echobench's peer-protocol tests: real nginx, redis and memcached.
 DEB_PACKAGES += nginx-light redis-server memcached
+# echobench --hdr-log deflates its histograms.
+DEB_PACKAGES += zlib1g-dev
 
 VERSION := 1.0.0
 comma := ,
@@ -51,7 +53,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -DECHOD_VERSION='"$(VERSION)"' $(OPT) -g \
            -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -pthread -I. $(PKG_CFLAGS) -MMD -MP
 LDFLAGS ?=
 LDFLAGS += -pthread $(if $(SAN),-fsanitize=$(SAN))
-LDLIBS  += $(PKG_LIBS) -lm
+LDLIBS  += $(PKG_LIBS) -lm -lz
 
 COMMON_SRC := $(wildcard common/*.c)
 SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))

@@ -110,6 +110,26 @@ struct bench_progress {
     struct hist snapshot;           /* a recent copy of the thread's latency */
 };
 
+/* Per-second intervals: a thread records latencies into its current second
+ * and, when the second is over, merges it into its total and hands a copy to
+ * the main thread through one of these slots (the main thread collects each
+ * second once every thread has handed it over). A lock per second, never per
+ * request. */
+#define BENCH_INTERVAL_SLOTS 4
+struct bench_interval {
+    uint64_t sec;               /* second of the measured window it covers */
+    uint64_t ok, errors;
+    bool full;                  /* handed over, not yet collected */
+    struct hist lat;
+};
+
+struct bench_intervals {
+    pthread_mutex_t lock;
+    atomic_uint_least64_t published;    /* seconds [0, published) were handed over */
+    atomic_bool overrun;        /* a slot was reused before it was collected */
+    struct bench_interval slot[BENCH_INTERVAL_SLOTS];
+};
+
 /* One load thread. */
 struct bench_thread {
     const struct bench_config *cfg;
@@ -120,6 +140,7 @@ struct bench_thread {
     uint64_t start_ns;          /* CLOCK_MONOTONIC: the run starts (warm-up first) */
     const atomic_bool *stop;    /* set on SIGINT: finish what is in flight and end */
     struct bench_progress progress;
+    struct bench_intervals *intervals;  /* allocated with the thread's loop */
     struct bench_result result;
     int error;                  /* set up failed: -errno */
     double cpu_s;               /* the thread's own CPU time (RUSAGE_THREAD), at its end */
@@ -178,6 +199,13 @@ struct bench_step {
     bool met;
 };
 
+/* One second of the measured window, all threads together. */
+struct bench_second {
+    double length_s;            /* 1, or less for the last */
+    uint64_t ok, errors;
+    double p50_us, p99_us, max_us;
+};
+
 struct bench_slo;
 /* What a report adds beyond the run: the SLO verdict, the staircase. */
 struct bench_extra {
@@ -185,6 +213,11 @@ struct bench_extra {
     const struct bench_step *steps;     /* NULL: not a staircase */
     unsigned nsteps;
     double knee_rate;                   /* highest step rate that met the SLO; < 0 none */
+    const struct bench_second *series;  /* per second of the (last) run */
+    size_t nseries;
+    bool series_overrun;                /* some seconds were folded into later ones */
+    double window_start_unix;           /* the measured window on the wall clock */
+    unsigned merged_runs;               /* echobench merge: reports merged; 0 for a run */
 };
 
 void bench_step_record(struct bench_step *st, const struct bench_summary *s, bool met);

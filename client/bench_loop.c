@@ -141,6 +141,10 @@ struct bench_loop {
     struct bench_thread *t;
     const struct bench_config *cfg;
     struct bench_result *res;
+    struct hist *cur;       /* latencies of the current second */
+    uint64_t cur_sec;       /* its index in the measured window */
+    uint64_t next_sec_ns;   /* when it ends */
+    uint64_t sec_ok_base, sec_err_base;     /* res->ok and errors when it began */
     int epfd;
     unsigned n;
     struct conn *conns;
@@ -554,6 +558,46 @@ static void slot_release(struct bench_loop *L, struct conn *c, uint64_t delay_ns
 /* ---- replies --------------------------------------------------------------- */
 
 /* A request answered correctly: counted always, timed if measured. */
+static uint64_t errors_sum(const struct bench_result *res)
+{
+    uint64_t e = 0;
+    for (int k = 0; k < BENCH_ERR_KINDS; k++)
+        e += res->errors[k];
+    return e;
+}
+
+/* Hand the current second (and any empty ones up to now) to the main
+ * thread, merge it into the thread's total, and start the next. */
+static void interval_rotate(struct bench_loop *L, uint64_t now)
+{
+    struct bench_intervals *iv = L->t->intervals;
+    do {
+        struct bench_interval *slot = &iv->slot[L->cur_sec % BENCH_INTERVAL_SLOTS];
+        uint64_t errors = errors_sum(L->res);
+        pthread_mutex_lock(&iv->lock);
+        if (slot->full && slot->sec != L->cur_sec)
+            atomic_store(&iv->overrun, true);   /* the main thread fell 4 s behind */
+        if (!slot->full || slot->sec != L->cur_sec) {
+            hist_init(&slot->lat);
+            slot->ok = slot->errors = 0;
+        }
+        slot->sec = L->cur_sec;
+        slot->ok += L->res->ok - L->sec_ok_base;
+        slot->errors += errors - L->sec_err_base;
+        hist_merge(&slot->lat, L->cur);
+        slot->full = true;
+        pthread_mutex_unlock(&iv->lock);
+        hist_merge(&L->res->latency, L->cur);
+        if (L->cur->count > 0)
+            hist_init(L->cur);
+        L->sec_ok_base = L->res->ok;
+        L->sec_err_base = errors;
+        L->cur_sec++;
+        L->next_sec_ns += NS_PER_S;
+        atomic_store(&iv->published, L->cur_sec);
+    } while (now >= L->next_sec_ns);
+}
+
 static void record_success(struct bench_loop *L, const struct req *r)
 {
     struct bench_result *res = L->res;
@@ -561,7 +605,9 @@ static void record_success(struct bench_loop *L, const struct req *r)
     if (!r->measured)
         return;
     res->ok++;
-    hist_record(&res->latency, L->now > r->t_ns ? L->now - r->t_ns : 0);
+    if (L->now >= L->next_sec_ns)
+        interval_rotate(L, L->now);
+    hist_record(L->cur, L->now > r->t_ns ? L->now - r->t_ns : 0);
     if (r->type == FRAME_ECHO)
         res->payload_bytes += r->size;
     res->last_done_ns = L->now;
@@ -1239,6 +1285,7 @@ static void loop_free(struct bench_loop *L)
     free(L->conns);
     free(L->rings);
     free(L->https);
+    free(L->cur);
     free(L->pattern);
     free(L->rbuf);
     free(L->scratch);
@@ -1285,6 +1332,14 @@ int bench_thread_prepare(struct bench_thread *t)
         frame_decoder_init(&L->conns[i].dec, FRAME_OPEN_LENGTH - 1);
     }
     L->source_pool = 1 + t->id % SOURCE_POOLS;
+    L->cur = malloc(sizeof(*L->cur));
+    t->intervals = calloc(1, sizeof(*t->intervals));
+    if (L->cur == NULL || t->intervals == NULL) {
+        loop_free(L);
+        return -ENOMEM;
+    }
+    hist_init(L->cur);
+    pthread_mutex_init(&t->intervals->lock, NULL);
     L->wire.proto = cfg->proto;
     L->wire.pattern = L->pattern;
     L->copy_small = cfg->proto != BENCH_PROTO_RAW;
@@ -1324,6 +1379,7 @@ static void loop_run(struct bench_loop *L)
     struct epoll_event events[MAX_EVENTS];
     L->now = bench_now_ns();
     L->warmup_end_ns = t->start_ns + (uint64_t)(cfg->warmup_s * (double)NS_PER_S);
+    L->next_sec_ns = L->warmup_end_ns + NS_PER_S;
     L->end_ns = cfg->duration_s > 0
                     ? L->warmup_end_ns + (uint64_t)(cfg->duration_s * (double)NS_PER_S)
                     : UINT64_MAX;
@@ -1344,6 +1400,8 @@ static void loop_run(struct bench_loop *L)
         L->now = bench_now_ns();
         if (L->now >= L->next_tick_ns) {
             check_timeouts(L);
+            if (L->now >= L->next_sec_ns)
+                interval_rotate(L, L->now);
             publish_progress(L);
             L->next_tick_ns = L->now + TICK_NS;
         }
@@ -1395,6 +1453,9 @@ static void loop_run(struct bench_loop *L)
         }
         flush_dirty(L);
     }
+    /* The last (partial) second; past the end of the run it is whatever the
+     * drain brought in. */
+    interval_rotate(L, L->now);
     publish_progress(L);
 }
 

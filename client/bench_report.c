@@ -189,6 +189,9 @@ void bench_report_text(FILE *out, const struct bench_summary *s, const struct be
     if (cfg->mode == BENCH_MODE_OPEN)
         fprintf(out, ", target %.0f/s", cfg->rate);
     fprintf(out, "\nmeasured %.2f s", s->window_s);
+    if (x->merged_runs > 0)
+        fprintf(out, " (merged from %u runs: rates and counts added, histograms added)",
+                x->merged_runs);
     if (cfg->warmup_s > 0)
         fprintf(out, " after %.2f s warm-up", cfg->warmup_s);
     fprintf(out, "\n\n");
@@ -323,6 +326,24 @@ static void json_hist(FILE *out, const struct hist *h)
             hist_mean(h) / NS_PER_US, hist_stdev(h) / NS_PER_US);
 }
 
+/* A histogram as {count, min, max, clamped, sum, sum_sq, buckets: [[index, count], ...]}
+ * (only the buckets that hold something). */
+static void json_buckets(FILE *out, const struct hist *h)
+{
+    fprintf(out, "{\"count\": %llu, \"min\": %llu, \"max\": %llu, \"clamped\": %llu, "
+                 "\"sum\": %.17g, \"sum_sq\": %.17g, \"buckets\": [",
+            (unsigned long long)h->count, (unsigned long long)(h->count ? h->min : 0),
+            (unsigned long long)h->max, (unsigned long long)h->clamped, h->sum, h->sum_sq);
+    const char *sep = "";
+    for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+        if (h->buckets[i] == 0)
+            continue;
+        fprintf(out, "%s[%u, %llu]", sep, i, (unsigned long long)h->buckets[i]);
+        sep = ", ";
+    }
+    fprintf(out, "]}");
+}
+
 /* {code: count} of r's error codes ({} when r is NULL). */
 static void json_codes(FILE *out, const struct bench_result *r)
 {
@@ -451,7 +472,38 @@ void bench_report_json(FILE *out, const struct bench_summary *s, const struct be
         else
             fprintf(out, "null");
     }
-    fprintf(out, "}\n");
+    fprintf(out, ", \"window_start_unix\": %.3f, \"window_end_unix\": %.3f",
+            x->window_start_unix, x->window_start_unix + s->window_s);
+    fprintf(out, ", \"series\": [");
+    for (size_t i = 0; i < x->nseries; i++) {
+        const struct bench_second *sec = &x->series[i];
+        fprintf(out, "%s{\"t\": %zu, \"length_s\": %.3f, \"requests\": %llu, \"rate\": %.3f, "
+                     "\"errors\": %llu",
+                i ? ", " : "", i, sec->length_s, (unsigned long long)sec->ok,
+                sec->length_s > 0 ? (double)sec->ok / sec->length_s : 0.0,
+                (unsigned long long)sec->errors);
+        /* A merge keeps counts per second, not percentiles: null. */
+        const double v[3] = {sec->p50_us, sec->p99_us, sec->max_us};
+        const char *const k[3] = {"p50_us", "p99_us", "max_us"};
+        for (int j = 0; j < 3; j++) {
+            if (isnan(v[j]))
+                fprintf(out, ", \"%s\": null", k[j]);
+            else
+                fprintf(out, ", \"%s\": %.3f", k[j], v[j]);
+        }
+        fputc('}', out);
+    }
+    fprintf(out, "], \"series_overrun\": %s, \"merged_runs\": %u",
+            x->series_overrun ? "true" : "false", x->merged_runs);
+    /* The histograms themselves, so that runs can be merged exactly. */
+    fprintf(out, ", \"histograms\": {\"layout\": \"hdr\", \"unit\": \"ns\", "
+                 "\"significant_digits\": 2, \"latency\": ");
+    json_buckets(out, &r->latency);
+    fprintf(out, ", \"connect\": ");
+    json_buckets(out, &r->connect);
+    fprintf(out, ", \"send_lag\": ");
+    json_buckets(out, &r->send_lag);
+    fprintf(out, "}}\n");
 }
 
 /* ---- CSV ---------------------------------------------------------------------------- */

@@ -24,7 +24,9 @@
 
 #include "client/args.h"
 #include "client/bench.h"
+#include "client/bench_merge.h"
 #include "client/bench_slo.h"
+#include "client/hdr_log.h"
 
 enum exit_code {
     EXIT_OK = 0,
@@ -106,6 +108,8 @@ static const char usage_text[] =
     "2 usage error; 3 the target could not be used at all.\n";
 
 static atomic_bool stop_flag;
+/* --start-at: the wall-clock time the (first) run begins; 0: at once. */
+static double start_at_unix;
 static atomic_uint threads_done;
 
 static void on_signal(int sig)
@@ -130,6 +134,7 @@ struct cli {
     const char *csv_path;
     bool have_duration;
     struct bench_slo slo;
+    const char *hdr_path;       /* --hdr-log */
     double steps[MAX_STEPS];    /* staircase rates; nsteps 0: one run */
     unsigned nsteps;
 };
@@ -199,6 +204,39 @@ static double parse_rate_or_die(const char *opt, const char *s)
     return v;
 }
 
+static double realtime_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* --start-at: seconds since the epoch ("1764598200.5"), or HH:MM[:SS] today
+ * in UTC. Not more than a day ahead, not in the past. */
+static double parse_start_at(const char *s)
+{
+    double now = realtime_s(), t;
+    char *end;
+    unsigned h, m, sec = 0;
+    int used = 0, more = 0;
+    if (sscanf(s, "%2u:%2u%n", &h, &m, &used) == 2 &&
+        (s[used] == '\0' ||
+         (sscanf(s + used, ":%2u%n", &sec, &more) == 1 && s[used + more] == '\0'))) {
+        if (h > 23 || m > 59 || sec > 59)
+            die_usage("--start-at: not a time of day: %s", s);
+        double day = floor(now / 86400) * 86400;
+        t = day + h * 3600.0 + m * 60.0 + sec;
+    } else {
+        errno = 0;
+        t = strtod(s, &end);
+        if (end == s || *end != '\0' || errno != 0)
+            die_usage("--start-at: expected seconds since the epoch or HH:MM[:SS] (UTC): %s", s);
+    }
+    if (t < now - 1 || t > now + 86400)
+        die_usage("--start-at: not within the next day: %s", s);
+    return t;
+}
+
 /* -R START:END:STEP: START, START+STEP, ... up to END (inclusive). */
 static void parse_staircase(const char *s, struct cli *cli)
 {
@@ -262,7 +300,7 @@ static void parse_options(int argc, char **argv, struct bench_config *cfg, struc
     enum {
         OPT_MIX = 256, OPT_ONESHOT, OPT_NO_SPREAD, OPT_IDLE, OPT_PROTO, OPT_JSON, OPT_CSV,
         OPT_PROGRESS, OPT_NO_PROGRESS, OPT_SPIN, OPT_PATH, OPT_HEADER, OPT_NO_CHECK_BODY,
-        OPT_STEPS, OPT_SLO,
+        OPT_STEPS, OPT_SLO, OPT_HDR_LOG, OPT_START_AT,
     };
     static const struct option longopts[] = {
         {"mix", required_argument, NULL, OPT_MIX},
@@ -280,6 +318,8 @@ static void parse_options(int argc, char **argv, struct bench_config *cfg, struc
         {"no-check-body", no_argument, NULL, OPT_NO_CHECK_BODY},
         {"steps", required_argument, NULL, OPT_STEPS},
         {"slo", required_argument, NULL, OPT_SLO},
+        {"hdr-log", required_argument, NULL, OPT_HDR_LOG},
+        {"start-at", required_argument, NULL, OPT_START_AT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -346,6 +386,8 @@ static void parse_options(int argc, char **argv, struct bench_config *cfg, struc
                 cfg->rate = parse_rate_or_die("-R", optarg);
             cfg->mode = BENCH_MODE_OPEN;
             break;
+        case OPT_HDR_LOG: cli->hdr_path = optarg; break;
+        case OPT_START_AT: start_at_unix = parse_start_at(optarg); break;
         case OPT_STEPS: parse_steps(optarg, cli); cfg->mode = BENCH_MODE_OPEN; break;
         case OPT_SLO: {
             char err[200];
@@ -500,6 +542,80 @@ static void print_progress(const struct bench_config *cfg, struct bench_thread *
     ps->last_ok = ok;
 }
 
+/* Gathers the threads' seconds into the series and the --hdr-log file. */
+struct collector {
+    uint64_t next;              /* the next second to collect */
+    struct bench_second *v;
+    size_t n, cap;
+    FILE *hdr;                  /* --hdr-log, or NULL */
+    double hdr_base_unix;       /* the log's base time */
+    double window_unix;         /* this run's measured window starts */
+    bool overrun;
+    bool failed;                /* out of memory or the log could not be written */
+    struct hist sec;
+};
+
+static struct collector coll;
+
+/* Collect every second that is over and that all threads have handed over
+ * (final: all there are). now_rel: seconds into the measured window (at the
+ * end: where the run ended, which cuts the last second short). */
+static void collect(struct bench_thread *threads, unsigned n, bool final, double now_rel)
+{
+    for (;;) {
+        uint64_t have = UINT64_MAX, most = 0;
+        for (unsigned i = 0; i < n; i++) {
+            uint64_t p = atomic_load(&threads[i].intervals->published);
+            have = p < have ? p : have;
+            most = p > most ? p : most;
+        }
+        if (final)
+            have = most;
+        if (n == 0 || coll.next >= have || (!final && (double)(coll.next + 1) > now_rel))
+            return;
+        uint64_t k = coll.next++;
+        hist_init(&coll.sec);
+        uint64_t ok = 0, errors = 0;
+        for (unsigned i = 0; i < n; i++) {
+            struct bench_intervals *iv = threads[i].intervals;
+            struct bench_interval *slot = &iv->slot[k % BENCH_INTERVAL_SLOTS];
+            pthread_mutex_lock(&iv->lock);
+            if (slot->full && slot->sec == k) {
+                hist_merge(&coll.sec, &slot->lat);
+                ok += slot->ok;
+                errors += slot->errors;
+                slot->full = false;
+            }
+            pthread_mutex_unlock(&iv->lock);
+            if (atomic_load(&iv->overrun))
+                coll.overrun = true;
+        }
+        double length = 1.0;
+        if (final && k + 1 == have && now_rel > (double)k && now_rel < (double)(k + 1))
+            length = now_rel - (double)k;
+        if (coll.n == coll.cap) {
+            size_t cap = coll.cap ? 2 * coll.cap : 64;
+            struct bench_second *v = realloc(coll.v, cap * sizeof(*v));
+            if (v == NULL) {
+                coll.failed = true;
+                return;
+            }
+            coll.v = v;
+            coll.cap = cap;
+        }
+        coll.v[coll.n++] = (struct bench_second){
+            .length_s = length, .ok = ok, .errors = errors,
+            .p50_us = (double)hist_percentile(&coll.sec, 50) / 1e3,
+            .p99_us = (double)hist_percentile(&coll.sec, 99) / 1e3,
+            .max_us = (double)coll.sec.max / 1e3 * (coll.sec.count > 0),
+        };
+        if (coll.hdr != NULL &&
+            (hdr_log_interval(coll.hdr, coll.window_unix - coll.hdr_base_unix + (double)k,
+                              length, &coll.sec) < 0 || fflush(coll.hdr) != 0))
+            coll.failed = true;
+    }
+}
+
 /* One run's outcome. */
 struct run_out {
     struct bench_result total;
@@ -556,7 +672,25 @@ static int run_load(const struct bench_config *cfg, struct run_out *out)
         }
     }
 
+    if (rc == 0 && start_at_unix > 0) {
+        /* --start-at: several hosts begin together (their clocks agreeing). */
+        struct timespec ts = {.tv_sec = (time_t)start_at_unix,
+                              .tv_nsec = (long)((start_at_unix - floor(start_at_unix)) * 1e9)};
+        while (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, NULL) == EINTR &&
+               !atomic_load(&stop_flag))
+            ;
+        start_at_unix = 0;      /* a staircase's later steps follow at once */
+    }
     uint64_t start_ns = bench_now_ns();
+    double start_unix = realtime_s();
+    coll.next = 0;
+    coll.n = 0;
+    coll.window_unix = start_unix + cfg->warmup_s;
+    if (coll.hdr != NULL && coll.hdr_base_unix == 0) {
+        coll.hdr_base_unix = start_unix;
+        if (hdr_log_header(coll.hdr, start_unix) < 0)
+            coll.failed = true;
+    }
     unsigned started = 0;
     for (unsigned i = 0; rc == 0 && i < cfg->threads; i++) {
         threads[i].start_ns = start_ns;
@@ -584,6 +718,8 @@ static int run_load(const struct bench_config *cfg, struct run_out *out)
             print_progress(cfg, threads, start_ns, now, &ps);
             next_progress += PROGRESS_INTERVAL_NS;
         }
+        uint64_t wu = start_ns + (uint64_t)(cfg->warmup_s * NS_PER_S);
+        collect(threads, started, false, now > wu ? (double)(now - wu) / NS_PER_S : 0);
     }
 
     struct bench_result *total = &out->total;
@@ -598,6 +734,10 @@ static int run_load(const struct bench_config *cfg, struct run_out *out)
     }
     if (out->thread_error < 0)
         fprintf(stderr, "echobench: a load thread failed: %s\n", strerror(-out->thread_error));
+    uint64_t end_ns = bench_now_ns();
+    uint64_t warmup_end_ns = start_ns + (uint64_t)(cfg->warmup_s * NS_PER_S);
+    collect(threads, started, true,
+            end_ns > warmup_end_ns ? (double)(end_ns - warmup_end_ns) / NS_PER_S : 0);
 
     /* The measured window: from the end of warm-up to the end of the run (or
      * the interrupt); with -n, to the last measured reply. */
@@ -621,8 +761,13 @@ static int run_load(const struct bench_config *cfg, struct run_out *out)
         if (threads[i].wall_s > 0 && threads[i].cpu_s / threads[i].wall_s > sum->busiest)
             sum->busiest = threads[i].cpu_s / threads[i].wall_s;
 
-    for (unsigned i = 0; i < prepared; i++)
+    for (unsigned i = 0; i < prepared; i++) {
         pthread_mutex_destroy(&threads[i].progress.lock);
+        if (threads[i].intervals != NULL) {
+            pthread_mutex_destroy(&threads[i].intervals->lock);
+            free(threads[i].intervals);
+        }
+    }
     for (unsigned i = started; i < prepared; i++)
         bench_thread_discard(&threads[i]);
     free(threads);
@@ -656,6 +801,8 @@ int main(int argc, char **argv)
 {
     static struct bench_config cfg;
     static struct cli cli;
+    if (argc > 1 && strcmp(argv[1], "merge") == 0)
+        return bench_merge_main(argc - 1, argv + 1);
     parse_options(argc, argv, &cfg, &cli);
     cfg.progress = cli.progress == 1 || (cli.progress == -1 && isatty(STDERR_FILENO) == 1);
 
@@ -681,6 +828,10 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (cli.hdr_path != NULL && (coll.hdr = fopen(cli.hdr_path, "w")) == NULL) {
+        fprintf(stderr, "echobench: --hdr-log %s: %s\n", cli.hdr_path, strerror(errno));
+        return EXIT_NO_RUN;
+    }
 
     unsigned nsteps = cli.nsteps > 0 ? cli.nsteps : 1;
     static struct run_out out;
@@ -722,7 +873,16 @@ int main(int argc, char **argv)
         .steps = cli.nsteps > 0 ? steps : NULL,
         .nsteps = done,
         .knee_rate = knee_found ? knee : -1,
+        .series = coll.v,
+        .nseries = coll.n,
+        .series_overrun = coll.overrun,
+        .window_start_unix = coll.window_unix,
     };
+    if (coll.hdr != NULL && fclose(coll.hdr) != 0)
+        coll.failed = true;
+    if (coll.failed)
+        fprintf(stderr, "echobench: the per-second series%s is incomplete (out of memory or "
+                        "a write error)\n", cli.hdr_path != NULL ? " or the --hdr-log file" : "");
     if (cli.json)
         bench_report_json(stdout, &out.sum, &extra);
     else
