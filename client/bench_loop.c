@@ -604,9 +604,9 @@ static void record_success(struct bench_loop *L, const struct req *r)
     res->ok_total++;
     if (!r->measured)
         return;
-    res->ok++;
     if (L->now >= L->next_sec_ns)
         interval_rotate(L, L->now);
+    res->ok++;
     hist_record(L->cur, L->now > r->t_ns ? L->now - r->t_ns : 0);
     if (r->type == FRAME_ECHO)
         res->payload_bytes += r->size;
