@@ -41,6 +41,10 @@ DEB_PACKAGES += curl apache2-utils wrk nginx-light
 DEB_PACKAGES += nftables
 # The balancers in front of echod (tests/integration/test_balancer_*.py).
 DEB_PACKAGES += haproxy nginx libnginx-mod-stream
+# echobench's peer-protocol tests: real nginx, redis and memcached.
+DEB_PACKAGES += redis-server memcached
+# echobench --hdr-log deflates its histograms.
+DEB_PACKAGES += zlib1g-dev
 
 VERSION := 1.0.0
 comma := ,
@@ -61,7 +65,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -DECHOD_VERSION='"$(VERSION)"' $(OPT) -g \
            -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -pthread -I. $(PKG_CFLAGS) -MMD -MP
 LDFLAGS ?=
 LDFLAGS += -pthread $(if $(SAN),-fsanitize=$(SAN))
-LDLIBS  += $(PKG_LIBS) -lm
+LDLIBS  += $(PKG_LIBS) -lm -lz
 
 COMMON_SRC := $(wildcard common/*.c)
 SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))

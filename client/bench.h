@@ -16,13 +16,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "client/bench_wire.h"
 #include "client/hist.h"
 #include "common/net.h"
 
-enum bench_proto {
-    BENCH_PROTO_FRAMED,     /* echod frames: ECHO and PING */
-    BENCH_PROTO_RAW,        /* plain echo (RFC 862): bytes back as sent */
-};
 
 enum bench_mode {
     BENCH_MODE_CLOSED,      /* a new request as soon as a reply frees a slot */
@@ -55,6 +52,11 @@ struct bench_config {
     double warmup_s;        /* before the measured part; its requests are not counted */
     uint64_t requests;      /* -n: measured requests in total (0: run for duration_s) */
     double timeout_s;       /* a request (or connect) with no progress this long fails */
+    const char *http_path;  /* http: the request target (default "/") */
+    char http_host[170];    /* http: the Host header (the target, or localhost) */
+    const char *http_headers[64];   /* http: "Name: value" lines from -H */
+    unsigned http_nheaders;
+    bool http_check_body;   /* http POST: the body must come back as sent */
     bool progress;
     bool spin;              /* never sleep in epoll (precise timing, burns the CPU) */
 };
@@ -69,7 +71,9 @@ enum bench_err {
     BENCH_ERR_CLOSED,           /* the server closed with requests unanswered */
     BENCH_ERR_TIMEOUT,          /* no reply within timeout_s */
     BENCH_ERR_MISMATCH,         /* a reply differed from the request (or broke framing) */
+    BENCH_ERR_FD_LIMIT,         /* EMFILE/ENFILE: out of descriptors, a client-side limit */
     BENCH_ERR_FRAME,            /* an error frame ('!'); by code in error_codes */
+    BENCH_ERR_HTTP_STATUS,      /* http: a status other than 2xx; by code in error_codes */
     BENCH_ERR_KINDS,
 };
 
@@ -106,6 +110,26 @@ struct bench_progress {
     struct hist snapshot;           /* a recent copy of the thread's latency */
 };
 
+/* Per-second intervals: a thread records latencies into its current second
+ * and, when the second is over, merges it into its total and hands a copy to
+ * the main thread through one of these slots (the main thread collects each
+ * second once every thread has handed it over). A lock per second, never per
+ * request. */
+#define BENCH_INTERVAL_SLOTS 4
+struct bench_interval {
+    uint64_t sec;               /* second of the measured window it covers */
+    uint64_t ok, errors;
+    bool full;                  /* handed over, not yet collected */
+    struct hist lat;
+};
+
+struct bench_intervals {
+    pthread_mutex_t lock;
+    atomic_uint_least64_t published;    /* seconds [0, published) were handed over */
+    atomic_bool overrun;        /* a slot was reused before it was collected */
+    struct bench_interval slot[BENCH_INTERVAL_SLOTS];
+};
+
 /* One load thread. */
 struct bench_thread {
     const struct bench_config *cfg;
@@ -116,8 +140,11 @@ struct bench_thread {
     uint64_t start_ns;          /* CLOCK_MONOTONIC: the run starts (warm-up first) */
     const atomic_bool *stop;    /* set on SIGINT: finish what is in flight and end */
     struct bench_progress progress;
+    struct bench_intervals *intervals;  /* allocated with the thread's loop */
     struct bench_result result;
     int error;                  /* set up failed: -errno */
+    double cpu_s;               /* the thread's own CPU time (RUSAGE_THREAD), at its end */
+    double wall_s;              /* its run time */
     struct bench_loop *loop;    /* the thread's own state (bench_loop.c) */
 };
 
@@ -129,6 +156,8 @@ void *bench_thread_main(void *arg);
 /* Allocate a thread's epoll loop and connections before the clock starts;
  * returns 0 or -errno. bench_thread_main frees them. */
 int bench_thread_prepare(struct bench_thread *t) __attribute__((warn_unused_result));
+/* Free a prepared thread that was never started. */
+void bench_thread_discard(struct bench_thread *t);
 
 /* Add src into dst (histograms merged, counters added, maxima kept). */
 void bench_result_merge(struct bench_result *dst, const struct bench_result *src);
@@ -144,10 +173,58 @@ struct bench_summary {
     double cpu_s;               /* echobench's own CPU time (user + system) */
     double wall_s;              /* the whole run, warm-up included */
     uint64_t errors_total;
+    double busiest;             /* highest load thread CPU / its run time (0..1) */
+    double late_s;              /* the last measured reply came this long after the
+                                 * window's end (open loop: a backlog drained late) */
+    uint64_t fd_have, fd_need;  /* descriptor limit in force, and what -c needs */
 };
 
-void bench_report_text(FILE *out, const struct bench_summary *s);
-void bench_report_json(FILE *out, const struct bench_summary *s);
+/* Words for what may have limited the run (client CPU, rate, connections,
+ * descriptors, ports); up to BENCH_NOTES_MAX lines, each BENCH_NOTE_LEN. */
+#define BENCH_NOTES_MAX 8
+#define BENCH_NOTE_LEN 240
+unsigned bench_notes(const struct bench_summary *s, char notes[][BENCH_NOTE_LEN]);
+/* Measured requests per second counting the late drain (open loop): the rate
+ * the server really sustained. */
+double bench_sustained_rate(const struct bench_summary *s);
+/* Client CPU per answered request in microseconds (whole run), 0 if none. */
+double bench_cpu_us_per_request(const struct bench_summary *s);
+
+/* One staircase step, as reported. */
+struct bench_step {
+    double rate_target, rate;
+    double p50_us, p99_us, p99_9_us;
+    uint64_t ok, errors;
+    double client_busy;
+    bool met;
+};
+
+/* One second of the measured window, all threads together. */
+struct bench_second {
+    double length_s;            /* 1, or less for the last */
+    uint64_t ok, errors;
+    double p50_us, p99_us, max_us;
+};
+
+struct bench_slo;
+/* What a report adds beyond the run: the SLO verdict, the staircase. */
+struct bench_extra {
+    const struct bench_slo *slo;        /* NULL: no --slo */
+    const struct bench_step *steps;     /* NULL: not a staircase */
+    unsigned nsteps;
+    double knee_rate;                   /* highest step rate that met the SLO; < 0 none */
+    const struct bench_second *series;  /* per second of the (last) run */
+    size_t nseries;
+    bool series_overrun;                /* some seconds were folded into later ones */
+    double window_start_unix;           /* the measured window on the wall clock */
+    unsigned merged_runs;               /* echobench merge: reports merged; 0 for a run */
+};
+
+void bench_step_record(struct bench_step *st, const struct bench_summary *s, bool met);
+/* A step's line of the text report (header: print the column names first). */
+void bench_report_step(FILE *out, const struct bench_step *st, bool header);
+void bench_report_text(FILE *out, const struct bench_summary *s, const struct bench_extra *x);
+void bench_report_json(FILE *out, const struct bench_summary *s, const struct bench_extra *x);
 /* Percentile distribution for plotting; returns 0 or -errno. */
 int bench_report_csv(const char *path, const struct bench_summary *s)
     __attribute__((warn_unused_result));

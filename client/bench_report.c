@@ -5,6 +5,7 @@
  * Latencies are recorded in nanoseconds and reported in microseconds.
  */
 #include "client/bench.h"
+#include "client/bench_slo.h"
 
 #include <errno.h>
 #include <math.h>
@@ -39,7 +40,9 @@ static const char *const err_names[BENCH_ERR_KINDS] = {
     [BENCH_ERR_CLOSED] = "closed",
     [BENCH_ERR_TIMEOUT] = "timeout",
     [BENCH_ERR_MISMATCH] = "mismatch",
+    [BENCH_ERR_FD_LIMIT] = "fd_limit",
     [BENCH_ERR_FRAME] = "error_frames",
+    [BENCH_ERR_HTTP_STATUS] = "http_status",
 };
 
 const char *bench_err_name(enum bench_err e)
@@ -70,6 +73,76 @@ void bench_result_merge(struct bench_result *dst, const struct bench_result *src
     dst->stalled = dst->stalled || src->stalled;
 }
 
+static double per_s(uint64_t n, double window_s)
+{
+    return window_s > 0 ? (double)n / window_s : 0.0;
+}
+
+double bench_sustained_rate(const struct bench_summary *s)
+{
+    return per_s(s->r->ok, s->window_s + s->late_s);
+}
+
+double bench_cpu_us_per_request(const struct bench_summary *s)
+{
+    return s->r->ok_total > 0 ? s->cpu_s * 1e6 / (double)s->r->ok_total : 0.0;
+}
+
+unsigned bench_notes(const struct bench_summary *s, char notes[][BENCH_NOTE_LEN])
+{
+    const struct bench_config *cfg = s->cfg;
+    const struct bench_result *r = s->r;
+    unsigned n = 0;
+    if (s->busiest >= 0.9)
+        snprintf(notes[n++], BENCH_NOTE_LEN,
+                 "echobench's busiest load thread used %.0f%% of a CPU: the client may have "
+                 "been the limit, not the server (add threads with -t, on more CPUs)",
+                 100 * s->busiest);
+    if (cfg->mode == BENCH_MODE_OPEN && s->window_s > 0) {
+        double got = bench_sustained_rate(s);
+        if (got < 0.95 * cfg->rate)
+            snprintf(notes[n++], BENCH_NOTE_LEN,
+                     "the achieved rate %.0f/s (the last reply %.2f s after the end) fell "
+                     "short of -R %.0f/s (%.0f%%): the server (or the client) could not keep "
+                     "up, or requests failed", got, s->late_s, cfg->rate, 100 * got / cfg->rate);
+    }
+    if (!cfg->oneshot && r->max_open < cfg->connections) {
+        char why[160] = "";
+        size_t len = 0;
+        static const enum bench_err kinds[] = {
+            BENCH_ERR_CONNECT_REFUSED, BENCH_ERR_CONNECT_TIMEOUT, BENCH_ERR_PORTS_EXHAUSTED,
+            BENCH_ERR_FD_LIMIT, BENCH_ERR_CONNECT_OTHER,
+        };
+        for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+            if (r->errors[kinds[k]] == 0 || len >= sizeof(why))
+                continue;
+            len += (size_t)snprintf(why + len, sizeof(why) - len, "%s%s %llu", len ? ", " : "",
+                                    bench_err_name(kinds[k]),
+                                    (unsigned long long)r->errors[kinds[k]]);
+        }
+        snprintf(notes[n++], BENCH_NOTE_LEN, "only %llu of the %u connections asked were open at "
+                 "once%s%s%s", (unsigned long long)r->max_open, cfg->connections,
+                 len ? " (" : "", why, len ? ")" : "");
+    }
+    if (s->fd_have > 0 && s->fd_have < s->fd_need)
+        snprintf(notes[n++], BENCH_NOTE_LEN,
+                 "the descriptor limit is %llu and %u connections need about %llu: raise "
+                 "ulimit -n", (unsigned long long)s->fd_have, cfg->connections,
+                 (unsigned long long)s->fd_need);
+    if (r->errors[BENCH_ERR_FD_LIMIT] > 0)
+        snprintf(notes[n++], BENCH_NOTE_LEN,
+                 "the client ran out of descriptors (EMFILE/ENFILE): its own limit, not the "
+                 "server's");
+    if (r->errors[BENCH_ERR_PORTS_EXHAUSTED] > 0)
+        snprintf(notes[n++], BENCH_NOTE_LEN,
+                 "the client ran out of source ports (EADDRNOTAVAIL): its own limit, not the "
+                 "server's");
+    if (r->stalled)
+        snprintf(notes[n++], BENCH_NOTE_LEN, "stopped early: no progress for %.1f s",
+                 cfg->timeout_s);
+    return n;
+}
+
 static const char *mode_name(const struct bench_config *cfg)
 {
     if (cfg->mode == BENCH_MODE_IDLE)
@@ -77,10 +150,6 @@ static const char *mode_name(const struct bench_config *cfg)
     return cfg->mode == BENCH_MODE_OPEN ? "open" : "closed";
 }
 
-static double per_s(uint64_t n, double window_s)
-{
-    return window_s > 0 ? (double)n / window_s : 0.0;
-}
 
 static double us(uint64_t ns)
 {
@@ -103,12 +172,12 @@ static void text_hist(FILE *out, const char *label, const struct hist *h)
             hist_stdev(h) / NS_PER_US, (unsigned long long)h->count);
 }
 
-void bench_report_text(FILE *out, const struct bench_summary *s)
+void bench_report_text(FILE *out, const struct bench_summary *s, const struct bench_extra *x)
 {
     const struct bench_config *cfg = s->cfg;
     const struct bench_result *r = s->r;
     fprintf(out, "echobench %s -> %s: %s, %s%s loop, %u threads, %u connections, pipeline %u, ",
-            ECHOD_VERSION, cfg->target, cfg->proto == BENCH_PROTO_RAW ? "raw" : "framed",
+            ECHOD_VERSION, cfg->target, bench_proto_name(cfg->proto),
             cfg->oneshot ? "oneshot, " : "", mode_name(cfg), cfg->threads, cfg->connections,
             cfg->pipeline);
     if (cfg->size_min == cfg->size_max)
@@ -120,6 +189,9 @@ void bench_report_text(FILE *out, const struct bench_summary *s)
     if (cfg->mode == BENCH_MODE_OPEN)
         fprintf(out, ", target %.0f/s", cfg->rate);
     fprintf(out, "\nmeasured %.2f s", s->window_s);
+    if (x->merged_runs > 0)
+        fprintf(out, " (merged from %u runs: rates and counts added, histograms added)",
+                x->merged_runs);
     if (cfg->warmup_s > 0)
         fprintf(out, " after %.2f s warm-up", cfg->warmup_s);
     fprintf(out, "\n\n");
@@ -151,31 +223,80 @@ void bench_report_text(FILE *out, const struct bench_summary *s)
     }
     fprintf(out, "  %-13s %llu\n", "errors", (unsigned long long)s->errors_total);
     for (int k = 0; k < BENCH_ERR_KINDS; k++) {
-        if (r->errors[k] == 0 || k == BENCH_ERR_FRAME)
+        if (r->errors[k] == 0 || k == BENCH_ERR_FRAME || k == BENCH_ERR_HTTP_STATUS)
             continue;
         fprintf(out, "  %-13s %s %llu\n", "", bench_err_name(k), (unsigned long long)r->errors[k]);
     }
     for (int k = 0; k < BENCH_CODE_SLOTS; k++) {
         if (r->error_codes[k] == 0)
             continue;
+        const char *what = cfg->proto == BENCH_PROTO_HTTP ? "status" : "error frame";
         if (k == 0)
-            fprintf(out, "  %-13s error frame (no code) %llu\n", "",
+            fprintf(out, "  %-13s %s (no code) %llu\n", "", what,
                     (unsigned long long)r->error_codes[k]);
         else
-            fprintf(out, "  %-13s error frame %d %llu\n", "", k + BENCH_CODE_MIN - 1,
+            fprintf(out, "  %-13s %s %d %llu\n", "", what, k + BENCH_CODE_MIN - 1,
                     (unsigned long long)r->error_codes[k]);
     }
-    if (r->errors[BENCH_ERR_PORTS_EXHAUSTED] > 0)
-        fprintf(out, "  note: the client ran out of source ports; its own limit, not the server's\n");
-    if (r->stalled)
-        fprintf(out, "  note: stopped early: no progress for %.1f s\n", cfg->timeout_s);
-    fprintf(out, "  %-13s %.2f s CPU in %.2f s (%.0f%% of one core): near %u00%% means echobench\n"
-                 "  %-13s is the limit, not the server\n",
+    fprintf(out, "  %-13s %.2f s CPU in %.2f s (%.0f%% of one core), %.3f us CPU per request;\n"
+                 "  %-13s busiest thread %.0f%% busy: near 100%% means echobench was the limit\n",
             "client", s->cpu_s, s->wall_s, s->wall_s > 0 ? 100.0 * s->cpu_s / s->wall_s : 0.0,
-            cfg->threads, "");
+            bench_cpu_us_per_request(s), "", 100 * s->busiest);
+    char notes[BENCH_NOTES_MAX][BENCH_NOTE_LEN];
+    unsigned nn = bench_notes(s, notes);
+    for (unsigned i = 0; i < nn; i++)
+        fprintf(out, "  note: %s\n", notes[i]);
+    if (x->slo != NULL) {
+        bool all = true;
+        for (unsigned i = 0; i < x->slo->n; i++) {
+            const struct bench_slo_term *t = &x->slo->terms[i];
+            double v = bench_slo_value(t, s);
+            bool met = bench_slo_term_met(t, v);
+            all = all && met;
+            fprintf(out, "  %-13s %-16s %12.3f %-4s %s\n", i == 0 ? "slo" : "", t->text, v,
+                    t->metric <= BENCH_SLO_MAX ? "us" : t->relative ? "%" : "",
+                    met ? "met" : "MISSED");
+        }
+        if (x->steps == NULL)
+            fprintf(out, "  %-13s %s\n", "", all ? "SLO met" : "SLO MISSED (exit status 4)");
+    }
+    if (x->steps != NULL) {
+        if (x->knee_rate >= 0)
+            fprintf(out, "  %-13s %.0f req/s: the highest step that met the %s\n", "knee",
+                    x->knee_rate, x->slo != NULL ? "SLO" : "target rate without errors");
+        else
+            fprintf(out, "  %-13s none: the first step already missed the %s\n", "knee",
+                    x->slo != NULL ? "SLO" : "target rate or had errors");
+        fprintf(out, "  %-13s (the figures above are the last step's)\n", "");
+    }
     fprintf(out, "  %-13s %llu issued, %llu ok, %llu B out, %llu B in (warm-up included)\n",
             "whole run", (unsigned long long)r->issued, (unsigned long long)r->ok_total,
             (unsigned long long)r->bytes_out, (unsigned long long)r->bytes_in);
+}
+
+void bench_step_record(struct bench_step *st, const struct bench_summary *s, bool met)
+{
+    const struct hist *h = &s->r->latency;
+    st->rate_target = s->cfg->rate;
+    st->rate = bench_sustained_rate(s);
+    st->p50_us = us(hist_percentile(h, 50));
+    st->p99_us = us(hist_percentile(h, 99));
+    st->p99_9_us = us(hist_percentile(h, 99.9));
+    st->ok = s->r->ok;
+    st->errors = s->errors_total;
+    st->client_busy = s->busiest;
+    st->met = met;
+}
+
+void bench_report_step(FILE *out, const struct bench_step *st, bool header)
+{
+    if (header)
+        fprintf(out, "%12s %12s %10s %10s %10s %8s %6s  %s\n", "target/s", "achieved/s",
+                "p50 us", "p99 us", "p99.9 us", "errors", "client", "");
+    fprintf(out, "%12.0f %12.0f %10.1f %10.1f %10.1f %8llu %5.0f%%  %s\n", st->rate_target,
+            st->rate, st->p50_us, st->p99_us, st->p99_9_us, (unsigned long long)st->errors,
+            100 * st->client_busy, st->met ? "met" : "MISSED");
+    fflush(out);
 }
 
 /* ---- JSON ------------------------------------------------------------------------ */
@@ -205,14 +326,50 @@ static void json_hist(FILE *out, const struct hist *h)
             hist_mean(h) / NS_PER_US, hist_stdev(h) / NS_PER_US);
 }
 
-void bench_report_json(FILE *out, const struct bench_summary *s)
+/* A histogram as {count, min, max, clamped, sum, sum_sq, buckets: [[index, count], ...]}
+ * (only the buckets that hold something). */
+static void json_buckets(FILE *out, const struct hist *h)
+{
+    fprintf(out, "{\"count\": %llu, \"min\": %llu, \"max\": %llu, \"clamped\": %llu, "
+                 "\"sum\": %.17g, \"sum_sq\": %.17g, \"buckets\": [",
+            (unsigned long long)h->count, (unsigned long long)(h->count ? h->min : 0),
+            (unsigned long long)h->max, (unsigned long long)h->clamped, h->sum, h->sum_sq);
+    const char *sep = "";
+    for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+        if (h->buckets[i] == 0)
+            continue;
+        fprintf(out, "%s[%u, %llu]", sep, i, (unsigned long long)h->buckets[i]);
+        sep = ", ";
+    }
+    fprintf(out, "]}");
+}
+
+/* {code: count} of r's error codes ({} when r is NULL). */
+static void json_codes(FILE *out, const struct bench_result *r)
+{
+    fputc('{', out);
+    const char *sep = "";
+    for (int k = 0; r != NULL && k < BENCH_CODE_SLOTS; k++) {
+        if (r->error_codes[k] == 0)
+            continue;
+        if (k == 0)
+            fprintf(out, "%s\"other\": %llu", sep, (unsigned long long)r->error_codes[k]);
+        else
+            fprintf(out, "%s\"%d\": %llu", sep, k + BENCH_CODE_MIN - 1,
+                    (unsigned long long)r->error_codes[k]);
+        sep = ", ";
+    }
+    fputc('}', out);
+}
+
+void bench_report_json(FILE *out, const struct bench_summary *s, const struct bench_extra *x)
 {
     const struct bench_config *cfg = s->cfg;
     const struct bench_result *r = s->r;
     fprintf(out, "{\"tool\": \"echobench\", \"version\": \"%s\", \"target\": ", ECHOD_VERSION);
     json_string(out, cfg->target);
     fprintf(out, ", \"proto\": \"%s\", \"mode\": \"%s\", \"oneshot\": %s",
-            cfg->proto == BENCH_PROTO_RAW ? "raw" : "framed", mode_name(cfg),
+            bench_proto_name(cfg->proto), mode_name(cfg),
             cfg->oneshot ? "true" : "false");
     fprintf(out, ", \"threads\": %u, \"connections\": %u, \"pipeline\": %u", cfg->threads,
             cfg->connections, cfg->pipeline);
@@ -246,30 +403,107 @@ void bench_report_json(FILE *out, const struct bench_summary *s)
         fprintf(out, "null");
     fprintf(out, ", \"errors\": {\"total\": %llu", (unsigned long long)s->errors_total);
     for (int k = 0; k < BENCH_ERR_KINDS; k++) {
-        if (k == BENCH_ERR_FRAME)
+        if (k == BENCH_ERR_FRAME || k == BENCH_ERR_HTTP_STATUS)
             continue;
         fprintf(out, ", \"%s\": %llu", bench_err_name(k), (unsigned long long)r->errors[k]);
     }
-    fprintf(out, ", \"error_frames\": {");
-    const char *sep = "";
-    for (int k = 0; k < BENCH_CODE_SLOTS; k++) {
-        if (r->error_codes[k] == 0)
-            continue;
-        if (k == 0)
-            fprintf(out, "%s\"other\": %llu", sep, (unsigned long long)r->error_codes[k]);
-        else
-            fprintf(out, "%s\"%d\": %llu", sep, k + BENCH_CODE_MIN - 1,
-                    (unsigned long long)r->error_codes[k]);
-        sep = ", ";
-    }
-    fprintf(out, "}}");
+    /* Codes are error frames' in framed runs and statuses in http runs. */
+    bool http = cfg->proto == BENCH_PROTO_HTTP;
+    fprintf(out, ", \"error_frames\": ");
+    json_codes(out, http ? NULL : r);
+    fprintf(out, ", \"http_status\": ");
+    json_codes(out, http ? r : NULL);
+    fprintf(out, "}");
     fprintf(out, ", \"totals\": {\"issued\": %llu, \"ok\": %llu, \"bytes_out\": %llu, "
                  "\"bytes_in\": %llu, \"connections_opened\": %llu, \"connections_max_open\": %llu}",
             (unsigned long long)r->issued, (unsigned long long)r->ok_total,
             (unsigned long long)r->bytes_out, (unsigned long long)r->bytes_in,
             (unsigned long long)r->connects, (unsigned long long)r->max_open);
-    fprintf(out, ", \"stalled\": %s, \"client_cpu_s\": %.3f, \"client_wall_s\": %.3f}\n",
+    fprintf(out, ", \"stalled\": %s, \"client_cpu_s\": %.3f, \"client_wall_s\": %.3f",
             r->stalled ? "true" : "false", s->cpu_s, s->wall_s);
+    fprintf(out, ", \"client_cpu_us_per_request\": %.4f, \"client_busy_max\": %.3f",
+            bench_cpu_us_per_request(s), s->busiest);
+    char notes[BENCH_NOTES_MAX][BENCH_NOTE_LEN];
+    unsigned nn = bench_notes(s, notes);
+    fprintf(out, ", \"notes\": [");
+    for (unsigned i = 0; i < nn; i++) {
+        fprintf(out, "%s", i ? ", " : "");
+        json_string(out, notes[i]);
+    }
+    fprintf(out, "]");
+    fprintf(out, ", \"slo\": ");
+    if (x->slo == NULL) {
+        fprintf(out, "null");
+    } else {
+        bool all = true;
+        fprintf(out, "{\"terms\": [");
+        for (unsigned i = 0; i < x->slo->n; i++) {
+            const struct bench_slo_term *t = &x->slo->terms[i];
+            double v = bench_slo_value(t, s);
+            bool met = bench_slo_term_met(t, v);
+            all = all && met;
+            fprintf(out, "%s{\"term\": ", i ? ", " : "");
+            json_string(out, t->text);
+            if (isnan(v))
+                fprintf(out, ", \"value\": null");
+            else
+                fprintf(out, ", \"value\": %.4f", v);
+            fprintf(out, ", \"met\": %s}", met ? "true" : "false");
+        }
+        fprintf(out, "], \"met\": %s}", all ? "true" : "false");
+    }
+    fprintf(out, ", \"steps\": ");
+    if (x->steps == NULL) {
+        fprintf(out, "null, \"knee_rate\": null");
+    } else {
+        fprintf(out, "[");
+        for (unsigned i = 0; i < x->nsteps; i++) {
+            const struct bench_step *st = &x->steps[i];
+            fprintf(out, "%s{\"rate_target\": %.3f, \"requests_per_s\": %.3f, \"requests\": %llu, "
+                         "\"errors\": %llu, \"p50_us\": %.3f, \"p99_us\": %.3f, \"p99_9_us\": %.3f, "
+                         "\"client_busy_max\": %.3f, \"met\": %s}",
+                    i ? ", " : "", st->rate_target, st->rate, (unsigned long long)st->ok,
+                    (unsigned long long)st->errors, st->p50_us, st->p99_us, st->p99_9_us,
+                    st->client_busy, st->met ? "true" : "false");
+        }
+        fprintf(out, "], \"knee_rate\": ");
+        if (x->knee_rate >= 0)
+            fprintf(out, "%.3f", x->knee_rate);
+        else
+            fprintf(out, "null");
+    }
+    fprintf(out, ", \"window_start_unix\": %.3f, \"window_end_unix\": %.3f",
+            x->window_start_unix, x->window_start_unix + s->window_s);
+    fprintf(out, ", \"series\": [");
+    for (size_t i = 0; i < x->nseries; i++) {
+        const struct bench_second *sec = &x->series[i];
+        fprintf(out, "%s{\"t\": %zu, \"length_s\": %.3f, \"requests\": %llu, \"rate\": %.3f, "
+                     "\"errors\": %llu",
+                i ? ", " : "", i, sec->length_s, (unsigned long long)sec->ok,
+                sec->length_s > 0 ? (double)sec->ok / sec->length_s : 0.0,
+                (unsigned long long)sec->errors);
+        /* A merge keeps counts per second, not percentiles: null. */
+        const double v[3] = {sec->p50_us, sec->p99_us, sec->max_us};
+        const char *const k[3] = {"p50_us", "p99_us", "max_us"};
+        for (int j = 0; j < 3; j++) {
+            if (isnan(v[j]))
+                fprintf(out, ", \"%s\": null", k[j]);
+            else
+                fprintf(out, ", \"%s\": %.3f", k[j], v[j]);
+        }
+        fputc('}', out);
+    }
+    fprintf(out, "], \"series_overrun\": %s, \"merged_runs\": %u",
+            x->series_overrun ? "true" : "false", x->merged_runs);
+    /* The histograms themselves, so that runs can be merged exactly. */
+    fprintf(out, ", \"histograms\": {\"layout\": \"hdr\", \"unit\": \"ns\", "
+                 "\"significant_digits\": 2, \"latency\": ");
+    json_buckets(out, &r->latency);
+    fprintf(out, ", \"connect\": ");
+    json_buckets(out, &r->connect);
+    fprintf(out, ", \"send_lag\": ");
+    json_buckets(out, &r->send_lag);
+    fprintf(out, "}}\n");
 }
 
 /* ---- CSV ---------------------------------------------------------------------------- */
