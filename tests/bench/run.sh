@@ -20,6 +20,8 @@
 # Environment: BENCH_SECONDS (measured seconds per run, default 4),
 # BENCH_WARMUP (default 1), BENCH_REPEAT (default 2). About 2-3 minutes.
 # Everything is on 127.0.0.1 with free ports; both servers are stopped by PID.
+# Everything written goes under build/ (a scratch directory removed at exit, and
+# build/bench.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -53,7 +55,9 @@ else
     PINNING="not pinned (fewer than 2 CPUs)"
 fi
 
-WORK=$(mktemp -d /tmp/echod-bench.XXXXXX)
+# Every file a run writes (configs, logs, JSON) lives under build/.
+mkdir -p "$BUILD"
+WORK=$(mktemp -d "$BUILD/bench-run.XXXXXX")
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
