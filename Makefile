@@ -31,6 +31,8 @@ DEB_PACKAGES := gcc make pkg-config libconfig-dev libcmocka-dev libsystemd-dev \
                 iproute2 systemd debootstrap groff-base
 # promtool checks the /metrics text (tests/integration/test_metrics_format.py).
 DEB_PACKAGES += prometheus
+# make bench's peers (tests/bench/bench.py): Debian's Redis 7, memcached 1.6, nginx 1.22.
+DEB_PACKAGES += redis-server memcached nginx
 
 VERSION := 1.0.0
 comma := ,
