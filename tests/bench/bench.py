@@ -180,7 +180,8 @@ def make_echod(work):
     conf = os.path.join(work, "echod.conf")
     with open(conf, "w") as f:
         f.write("listen = [ %s ];\n" % ", ".join(f'"{a}"' for a in listen))
-        f.write("workers = 1;\nbacklog = 4096;\nmax_connections = 20000;\n"
+        f.write("workers = 1;\nbacklog = 4096;\n"
+                f"max_connections = {IDLE_CONNS + 1000};\n"
                 "idle_timeout = 0;\nlog_level = \"warn\";\n")
     s = Server("echod", [ECHOD, "-c", conf], list(ports.values()), work,
                tool_version([ECHOD, "-V"]))
