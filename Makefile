@@ -33,6 +33,8 @@ DEB_PACKAGES := gcc make pkg-config libconfig-dev libcmocka-dev libsystemd-dev \
 DEB_PACKAGES += prometheus
 # make bench's peers (tests/bench/bench.py): Debian's Redis 7, memcached 1.6, nginx 1.22.
 DEB_PACKAGES += redis-server memcached nginx
+# echobench's peer-protocol tests: real nginx, redis and memcached.
+DEB_PACKAGES += nginx-light redis-server memcached
 
 VERSION := 1.0.0
 comma := ,

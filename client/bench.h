@@ -16,13 +16,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "client/bench_wire.h"
 #include "client/hist.h"
 #include "common/net.h"
 
-enum bench_proto {
-    BENCH_PROTO_FRAMED,     /* echod frames: ECHO and PING */
-    BENCH_PROTO_RAW,        /* plain echo (RFC 862): bytes back as sent */
-};
 
 enum bench_mode {
     BENCH_MODE_CLOSED,      /* a new request as soon as a reply frees a slot */
@@ -55,6 +52,11 @@ struct bench_config {
     double warmup_s;        /* before the measured part; its requests are not counted */
     uint64_t requests;      /* -n: measured requests in total (0: run for duration_s) */
     double timeout_s;       /* a request (or connect) with no progress this long fails */
+    const char *http_path;  /* http: the request target (default "/") */
+    char http_host[170];    /* http: the Host header (the target, or localhost) */
+    const char *http_headers[64];   /* http: "Name: value" lines from -H */
+    unsigned http_nheaders;
+    bool http_check_body;   /* http POST: the body must come back as sent */
     bool progress;
     bool spin;              /* never sleep in epoll (precise timing, burns the CPU) */
 };
@@ -69,7 +71,9 @@ enum bench_err {
     BENCH_ERR_CLOSED,           /* the server closed with requests unanswered */
     BENCH_ERR_TIMEOUT,          /* no reply within timeout_s */
     BENCH_ERR_MISMATCH,         /* a reply differed from the request (or broke framing) */
+    BENCH_ERR_FD_LIMIT,         /* EMFILE/ENFILE: out of descriptors, a client-side limit */
     BENCH_ERR_FRAME,            /* an error frame ('!'); by code in error_codes */
+    BENCH_ERR_HTTP_STATUS,      /* http: a status other than 2xx; by code in error_codes */
     BENCH_ERR_KINDS,
 };
 
@@ -118,6 +122,8 @@ struct bench_thread {
     struct bench_progress progress;
     struct bench_result result;
     int error;                  /* set up failed: -errno */
+    double cpu_s;               /* the thread's own CPU time (RUSAGE_THREAD), at its end */
+    double wall_s;              /* its run time */
     struct bench_loop *loop;    /* the thread's own state (bench_loop.c) */
 };
 
@@ -144,7 +150,17 @@ struct bench_summary {
     double cpu_s;               /* echobench's own CPU time (user + system) */
     double wall_s;              /* the whole run, warm-up included */
     uint64_t errors_total;
+    double busiest;             /* highest load thread CPU / its run time (0..1) */
+    uint64_t fd_have, fd_need;  /* descriptor limit in force, and what -c needs */
 };
+
+/* Words for what may have limited the run (client CPU, rate, connections,
+ * descriptors, ports); up to BENCH_NOTES_MAX lines, each BENCH_NOTE_LEN. */
+#define BENCH_NOTES_MAX 8
+#define BENCH_NOTE_LEN 240
+unsigned bench_notes(const struct bench_summary *s, char notes[][BENCH_NOTE_LEN]);
+/* Client CPU per answered request in microseconds (whole run), 0 if none. */
+double bench_cpu_us_per_request(const struct bench_summary *s);
 
 void bench_report_text(FILE *out, const struct bench_summary *s);
 void bench_report_json(FILE *out, const struct bench_summary *s);

@@ -24,7 +24,7 @@
  * over 127/8 with IP_BIND_ADDRESS_NO_PORT so ephemeral ports are not the limit.
  *
  * Limits: replies must come in request order (the protocol says so); the
- * pattern gives BENCH_PATTERN_OFFSETS distinct payloads for one size.
+ * pattern gives PATTERN_PERIOD distinct payloads for one size.
  */
 #include "client/bench.h"
 
@@ -35,11 +35,13 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "client/bench_http.h"
 #include "common/frame.h"
 
 #define NS_PER_S 1000000000ull
@@ -56,8 +58,10 @@
 #define WRITE_BATCH_MAX (4u * 1024 * 1024)
 /* epoll events taken per wait. */
 #define MAX_EVENTS 512
-/* Distinct payload start offsets in the pattern, so neighbouring requests differ. */
-#define BENCH_PATTERN_OFFSETS 256
+/* The payload pattern repeats with this (prime) period; payload start offsets
+ * stay below PATTERN_WINDOW, so the pattern is PATTERN_WINDOW + size_max long. */
+#define PATTERN_PERIOD 251
+#define PATTERN_WINDOW 16384
 /* Housekeeping period: timeouts, progress, the stop checks. */
 #define TICK_NS (100 * NS_PER_MS)
 /* Pause before a failed connection (or oneshot slot) is tried again. */
@@ -65,6 +69,8 @@
 /* Connects in progress at once per thread, so 10,000 connections do not
  * overflow the server's listen backlog (a dropped SYN costs a 1 s retry). */
 #define CONNECTS_IN_FLIGHT 256
+/* reply_type of an HTTP response with a status other than 2xx. */
+#define REPLY_HTTP_STATUS 'H'
 /* Source addresses per thread for oneshot spreading: each has its own
  * ephemeral port range toward the target, 4096 x 28k ports. */
 #define SOURCE_SPREAD 4096
@@ -87,6 +93,7 @@ enum conn_state {
 struct req {
     uint64_t t_ns;          /* intended send time (0: stamp when first written) */
     uint32_t size;          /* payload bytes */
+    uint32_t wire_len;      /* request bytes on the wire */
     uint16_t pat_off;       /* where its payload starts in the pattern */
     uint8_t type;           /* FRAME_ECHO or FRAME_PING */
     uint8_t measured;       /* issued after warm-up: counts in the figures */
@@ -118,7 +125,12 @@ struct conn {
     uint32_t out_off;       /* bytes written of the request after them */
     uint32_t reply_got;     /* payload bytes of the current reply checked */
     uint32_t next_wait, next_ready;
+    uint16_t next_off;      /* pattern offset of the next request's payload */
+    bool out_armed;         /* EPOLLOUT is in the epoll set (see conn_want_out) */
     struct frame_decoder dec;
+    struct bench_http_decoder *http;    /* http runs only */
+    bool http_until_eof;    /* http: this response's body ends with the connection */
+    bool http_close;        /* http: the server said Connection: close */
     uint64_t progress_ns;   /* last sign of life: for the request timeout */
     uint64_t connect_ns;    /* connect() started */
     uint64_t not_before_ns; /* CS_WAITING: earliest next try */
@@ -133,7 +145,13 @@ struct bench_loop {
     unsigned n;
     struct conn *conns;
     struct req *rings;
+    struct bench_http_decoder *https;   /* http: one per connection */
+    uint32_t ring_mask;     /* ring slots per connection - 1 (a power of two) */
+    uint32_t fixed_wire_len;    /* every request has this length (0: they vary) */
     uint8_t *pattern;
+    struct bench_wire wire; /* the protocol's constant parts */
+    bool copy_small;        /* copy small stable pieces (raw: never, so a batch
+                             * stays one span of the pattern) */
     uint8_t *rbuf;
     uint8_t *scratch;
     struct conn **dirty;
@@ -251,24 +269,39 @@ static bool oneshot_mode(const struct bench_loop *L)
     return L->cfg->oneshot;
 }
 
+/* Bytes of request r on the wire. */
+static uint32_t request_wire_len(const struct bench_loop *L, const struct req *r)
+{
+    uint8_t tmp[BENCH_TMP_MAX];
+    struct bench_piece piece[BENCH_PIECES_MAX];
+    uint32_t len;
+    (void)bench_wire_request(&L->wire, r->type, r->size, r->pat_off, tmp, piece, &len);
+    return len;
+}
+
 /* Put a new request in c's ring. t = intended send time, 0 for "when written". */
 static void conn_enqueue(struct bench_loop *L, struct conn *c, uint64_t t)
 {
     const struct bench_config *cfg = L->cfg;
-    struct req *r = &c->ring[(c->head + c->count) % cfg->pipeline];
-    uint64_t x = rng_next(L);
+    struct req *r = &c->ring[(c->head + c->count) & L->ring_mask];
     r->t_ns = t;
     r->offered = 0;
-    r->pat_off = (uint16_t)(x % BENCH_PATTERN_OFFSETS);
     r->size = cfg->size_min;
     if (cfg->size_max > cfg->size_min)
-        r->size += (uint32_t)((x >> 8) % ((uint64_t)cfg->size_max - cfg->size_min + 1));
+        r->size += (uint32_t)(rng_next(L) % ((uint64_t)cfg->size_max - cfg->size_min + 1));
     r->type = FRAME_ECHO;
     if (cfg->ping_ratio > 0 &&
         (double)(rng_next(L) >> 11) / UNIT_DIVISOR < cfg->ping_ratio) {
         r->type = FRAME_PING;
         r->size = 0;
     }
+    /* Payloads follow each other in the periodic pattern, so a batch of raw
+     * requests is one contiguous span (one iovec, no copy); the period is
+     * prime, so consecutive payloads of one size still differ. */
+    r->pat_off = c->next_off;
+    uint32_t next = (uint32_t)c->next_off + r->size;
+    c->next_off = (uint16_t)(next < PATTERN_WINDOW ? next : next % PATTERN_PERIOD);
+    r->wire_len = L->fixed_wire_len != 0 ? L->fixed_wire_len : request_wire_len(L, r);
     uint64_t when = t != 0 ? t : L->now;
     r->measured = when >= L->warmup_end_ns;
     if (r->measured)
@@ -301,7 +334,11 @@ static void conn_reset_ring(struct bench_loop *L, struct conn *c)
     c->replied = false;
     c->reply_ok = false;
     c->shut = false;
+    c->http_until_eof = false;
+    c->http_close = false;
     frame_decoder_init(&c->dec, FRAME_OPEN_LENGTH - 1);
+    if (c->http != NULL)
+        bench_http_decoder_init(c->http, c->http->head_buf);
 }
 
 /* Back to the waiting list after a failure (or for the next oneshot). */
@@ -356,6 +393,9 @@ static enum bench_err connect_error_kind(int err)
     case EADDRNOTAVAIL:
     case EADDRINUSE:
         return BENCH_ERR_PORTS_EXHAUSTED;
+    case EMFILE:
+    case ENFILE:
+        return BENCH_ERR_FD_LIMIT;
     default:
         return BENCH_ERR_CONNECT_OTHER;
     }
@@ -429,6 +469,7 @@ static void conn_start_connect(struct bench_loop *L, struct conn *c)
         conn_connect_failed(L, c, errno);
         return;
     }
+    c->out_armed = true;    /* EPOLLOUT tells when the connect completes */
     if (rc == 0)
         conn_connected(L, c);
     else if (cfg->oneshot)
@@ -443,6 +484,20 @@ static void oneshot_start(struct bench_loop *L, struct conn *c, uint64_t t)
     if (t != 0 && c->ring[c->head].measured)
         hist_record(&L->res->send_lag, L->now > t ? L->now - t : 0);
     conn_start_connect(L, c);
+}
+
+/* Persistent connections watch EPOLLOUT only once a write stalled: every
+ * ACK would otherwise wake the loop for a socket that has nothing to send. */
+static void conn_watch_out(struct bench_loop *L, struct conn *c, bool on)
+{
+    if (c->out_armed == on)
+        return;
+    struct epoll_event ev = {
+        .events = EPOLLIN | EPOLLRDHUP | EPOLLET | (on ? EPOLLOUT : 0),
+        .data.ptr = c,
+    };
+    if (epoll_ctl(L->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+        c->out_armed = on;
 }
 
 static void conn_connected(struct bench_loop *L, struct conn *c)
@@ -461,6 +516,7 @@ static void conn_connected(struct bench_loop *L, struct conn *c)
         mark_dirty(L, c);
         return;
     }
+    conn_watch_out(L, c, false);
     switch (L->cfg->mode) {
     case BENCH_MODE_CLOSED:
         conn_refill(L, c);
@@ -511,12 +567,18 @@ static void record_success(struct bench_loop *L, const struct req *r)
     res->last_done_ns = L->now;
 }
 
-static void count_error_frame(struct bench_loop *L, const struct conn *c)
+/* An error frame or a non-2xx HTTP status, counted by its code. */
+static void count_error_code(struct bench_loop *L, const struct conn *c, enum bench_err kind)
 {
     unsigned code = c->code;
     bool known = c->code_digits == 3 && code >= BENCH_CODE_MIN && code <= BENCH_CODE_MAX;
     L->res->error_codes[known ? code - BENCH_CODE_MIN + 1 : 0]++;
-    L->res->errors[BENCH_ERR_FRAME]++;
+    L->res->errors[kind]++;
+}
+
+static void count_error_frame(struct bench_loop *L, const struct conn *c)
+{
+    count_error_code(L, c, BENCH_ERR_FRAME);
 }
 
 /* The oldest request got its whole reply (or an error frame). */
@@ -536,6 +598,8 @@ static bool conn_complete_head(struct bench_loop *L, struct conn *c)
         count_error_frame(L, c);
         c->closing = true;
     }
+    else if (c->reply_type == REPLY_HTTP_STATUS)
+        count_error_code(L, c, BENCH_ERR_HTTP_STATUS);
     else if (c->reply_bad)
         res->errors[BENCH_ERR_MISMATCH]++;
     else
@@ -549,7 +613,7 @@ static bool conn_complete_head(struct bench_loop *L, struct conn *c)
     }
     if (ok)
         record_success(L, r);
-    c->head = (c->head + 1) % L->cfg->pipeline;
+    c->head = (c->head + 1) & L->ring_mask;
     c->count--;
     c->written--;
     L->inflight--;
@@ -637,9 +701,75 @@ static bool consume_framed(struct bench_loop *L, struct conn *c, const uint8_t *
     }
 }
 
-/* Raw echo: the reply is the request's bytes, in order. */
-static bool consume_raw(struct bench_loop *L, struct conn *c, const uint8_t *p, size_t n)
+/* HTTP responses: the status must be 2xx; a POST's body must equal what was
+ * sent (unless --no-check-body); any body is read to its end. */
+static bool consume_http(struct bench_loop *L, struct conn *c, const uint8_t *p, size_t n)
 {
+    bool check = L->wire.http_post && L->cfg->http_check_body;
+    for (;;) {
+        struct bench_http_ev ev;
+        bool needs_buf;
+        size_t used = bench_http_decode(c->http, p, n, &ev, &needs_buf);
+        p += used;
+        n -= used;
+        if (needs_buf) {
+            /* A head split across reads: this connection gets a buffer, once. */
+            c->http->head_buf = malloc(BENCH_HTTP_RESP_HEAD_MAX);
+            if (c->http->head_buf == NULL) {
+                conn_abort(L, c, BENCH_ERR_CONNECT_OTHER, 0);
+                return false;
+            }
+            continue;
+        }
+        switch (ev.kind) {
+        case BENCH_HTTP_EV_NONE:
+            return true;
+        case BENCH_HTTP_EV_HEAD:
+            if (c->count == 0 || c->replied) {
+                count_error(L, BENCH_ERR_MISMATCH, 1);  /* a response nobody asked for */
+                conn_abort(L, c, BENCH_ERR_MISMATCH, 0);
+                return false;
+            }
+            c->reply_type = ev.status >= 200 && ev.status < 300 ? 0 : REPLY_HTTP_STATUS;
+            c->code = ev.status;
+            c->code_digits = 3;
+            c->reply_got = 0;
+            c->reply_bad = false;
+            c->http_until_eof = ev.until_eof;
+            if (ev.close) {
+                c->closing = true;      /* send no more: the server closes after this */
+                c->http_close = true;
+            }
+            break;
+        case BENCH_HTTP_EV_BODY:
+            if (check && c->reply_type == 0 && !c->reply_bad) {
+                const struct req *r = &c->ring[c->head];
+                if (c->reply_got + ev.size > r->size ||
+                    memcmp(L->pattern + r->pat_off + c->reply_got, ev.data, ev.size) != 0)
+                    c->reply_bad = true;
+            }
+            c->reply_got += (uint32_t)ev.size;
+            break;
+        case BENCH_HTTP_EV_END:
+            if (check && c->reply_got != c->ring[c->head].size)
+                c->reply_bad = true;
+            if (!conn_complete_head(L, c))
+                return false;
+            break;
+        default:
+            conn_abort(L, c, BENCH_ERR_MISMATCH, 0);
+            return false;
+        }
+    }
+}
+
+/* Replies known in advance (raw, redis, memcache): head, payload, tail,
+ * compared byte for byte as they arrive. A payload that differs is a
+ * mismatch of that request; a head or tail that differs means the stream is
+ * out of step, and the connection is failed. */
+static bool consume_exact(struct bench_loop *L, struct conn *c, const uint8_t *p, size_t n)
+{
+    bool raw = L->cfg->proto == BENCH_PROTO_RAW;
     while (n > 0) {
         if (c->count == 0 || c->replied) {
             count_error(L, BENCH_ERR_MISMATCH, 1);  /* bytes nobody asked for */
@@ -647,15 +777,34 @@ static bool consume_raw(struct bench_loop *L, struct conn *c, const uint8_t *p, 
             return false;
         }
         const struct req *r = &c->ring[c->head];
-        size_t take = r->size - c->reply_got;
-        if (take > n)
-            take = n;
-        if (!c->reply_bad && memcmp(L->pattern + r->pat_off + c->reply_got, p, take) != 0)
-            c->reply_bad = true;
+        uint8_t head[BENCH_TMP_MAX];
+        const uint8_t *tail = NULL;
+        uint32_t hl = 0, pl = r->size, tl = 0;
+        if (!raw)
+            hl = bench_wire_reply(&L->wire, r->size, head, &tail, &tl, &pl);
+        uint32_t pos = c->reply_got;
+        size_t take;
+        if (pos < hl) {
+            take = hl - pos < n ? hl - pos : n;
+            if (memcmp(head + pos, p, take) != 0) {
+                conn_abort(L, c, BENCH_ERR_MISMATCH, 0);
+                return false;
+            }
+        } else if (pos < hl + pl) {
+            take = hl + pl - pos < n ? hl + pl - pos : n;
+            if (!c->reply_bad && memcmp(L->pattern + r->pat_off + (pos - hl), p, take) != 0)
+                c->reply_bad = true;
+        } else {
+            take = hl + pl + tl - pos < n ? hl + pl + tl - pos : n;
+            if (memcmp(tail + (pos - hl - pl), p, take) != 0) {
+                conn_abort(L, c, BENCH_ERR_MISMATCH, 0);
+                return false;
+            }
+        }
         c->reply_got += (uint32_t)take;
         p += take;
         n -= take;
-        if (c->reply_got == r->size && !conn_complete_head(L, c))
+        if (c->reply_got == hl + pl + tl && !conn_complete_head(L, c))
             return false;
     }
     return true;
@@ -664,6 +813,28 @@ static bool consume_raw(struct bench_loop *L, struct conn *c, const uint8_t *p, 
 /* The peer closed its side. */
 static void conn_eof(struct bench_loop *L, struct conn *c)
 {
+    if (L->cfg->proto == BENCH_PROTO_HTTP && c->http_until_eof && c->count > 0 && !c->replied) {
+        /* A body without a length ends here. */
+        bool check = L->wire.http_post && L->cfg->http_check_body;
+        if (check && c->reply_got != c->ring[c->head].size)
+            c->reply_bad = true;
+        c->http_until_eof = false;
+        if (!conn_complete_head(L, c))
+            return;
+    }
+    if (!oneshot_mode(L) && c->http_close) {
+        /* The server announced the close: the requests behind that response
+         * were never taken up, so they are withdrawn, not failed, and the
+         * connection is opened again at once. */
+        for (uint32_t i = 0; i < c->count; i++)
+            if (c->ring[(c->head + i) & L->ring_mask].measured)
+                L->measured_issued--;
+        L->res->issued -= c->count;
+        conn_close_fd(L, c);
+        conn_reset_ring(L, c);
+        conn_wait(L, c, 0);
+        return;
+    }
     if (oneshot_mode(L) && c->replied) {
         if (c->reply_ok)
             oneshot_success(L, c);
@@ -685,9 +856,13 @@ static void conn_read(struct bench_loop *L, struct conn *c, bool peer_shut)
             L->res->bytes_in += (uint64_t)n;
             c->progress_ns = L->now;
             L->last_progress_ns = L->now;
-            bool ok = L->cfg->proto == BENCH_PROTO_RAW
-                          ? consume_raw(L, c, L->rbuf, (size_t)n)
-                          : consume_framed(L, c, L->rbuf, (size_t)n);
+            bool ok;
+            if (L->cfg->proto == BENCH_PROTO_FRAMED)
+                ok = consume_framed(L, c, L->rbuf, (size_t)n);
+            else if (L->cfg->proto == BENCH_PROTO_HTTP)
+                ok = consume_http(L, c, L->rbuf, (size_t)n);
+            else
+                ok = consume_exact(L, c, L->rbuf, (size_t)n);
             if (!ok)
                 return;
             /* Edge-triggered: a short read means the socket is empty (an
@@ -720,18 +895,49 @@ static void conn_read(struct bench_loop *L, struct conn *c, bool peer_shut)
 
 /* ---- writing ---------------------------------------------------------------- */
 
+/* Add piece p (l bytes) to the batch: built pieces are copied into the
+ * scratch, stable ones extend the last iovec when they continue it (raw
+ * payloads laid end to end in the pattern), are copied when small (so a batch
+ * of headers and payloads is a few iovecs), or go by pointer. Returns false
+ * when the batch is full. */
+static bool iov_add(struct bench_loop *L, struct iovec *iov, int *niov, size_t *used,
+                    const uint8_t *p, size_t l, bool temp)
+{
+    struct iovec *last = *niov > 0 ? &iov[*niov - 1] : NULL;
+    if (!temp && last != NULL && (const uint8_t *)last->iov_base + last->iov_len == p) {
+        last->iov_len += l;
+        return true;
+    }
+    if (temp || (L->copy_small && l <= COPY_MAX)) {
+        if (*used + l > SCRATCH_SIZE)
+            return false;
+        uint8_t *dst = L->scratch + *used;
+        memcpy(dst, p, l);
+        *used += l;
+        if (last != NULL && (uint8_t *)last->iov_base + last->iov_len == dst) {
+            last->iov_len += l;
+            return true;
+        }
+        p = dst;
+    }
+    if (*niov == IOV_BATCH)
+        return false;
+    iov[*niov].iov_base = (void *)p;
+    iov[(*niov)++].iov_len = l;
+    return true;
+}
+
 /* Gather the unwritten requests of c into iov; returns the iovec count and
  * the byte total in *total. */
 static int build_iov(struct bench_loop *L, struct conn *c, struct iovec *iov, size_t *total)
 {
     const struct bench_config *cfg = L->cfg;
-    bool framed = cfg->proto == BENCH_PROTO_FRAMED;
     int niov = 0;
     size_t used = 0, sum = 0;
     uint32_t skip = c->out_off;
     uint64_t stamp = 0;
     for (uint32_t i = c->written; i < c->count; i++) {
-        struct req *r = &c->ring[(c->head + i) % cfg->pipeline];
+        struct req *r = &c->ring[(c->head + i) & L->ring_mask];
         if (!r->offered) {
             r->offered = 1;
             if (stamp == 0)
@@ -741,22 +947,21 @@ static int build_iov(struct bench_loop *L, struct conn *c, struct iovec *iov, si
             else if (r->measured && !cfg->oneshot)
                 hist_record(&L->res->send_lag, stamp > r->t_ns ? stamp - r->t_ns : 0);
         }
-        uint8_t hdr[FRAME_HEADER_SIZE];
-        const uint8_t *piece[2];
-        size_t len[2];
-        int npieces = 0;
-        if (framed) {
-            frame_header_encode(hdr, r->type, r->size);
-            piece[npieces] = hdr;
-            len[npieces++] = FRAME_HEADER_SIZE;
+        uint8_t tmp[BENCH_TMP_MAX];
+        struct bench_piece piece[BENCH_PIECES_MAX];
+        uint32_t wire_len;
+        unsigned npieces;
+        if (cfg->proto == BENCH_PROTO_RAW) {
+            /* The common benchmark case, without the call. */
+            piece[0] = (struct bench_piece){L->pattern + r->pat_off, r->size, false};
+            npieces = 1;
+        } else {
+            npieces = bench_wire_request(&L->wire, r->type, r->size, r->pat_off, tmp, piece,
+                                         &wire_len);
         }
-        if (r->size > 0) {
-            piece[npieces] = L->pattern + r->pat_off;
-            len[npieces++] = r->size;
-        }
-        for (int k = 0; k < npieces; k++) {
-            const uint8_t *p = piece[k];
-            size_t l = len[k];
+        for (unsigned k = 0; k < npieces; k++) {
+            const uint8_t *p = piece[k].p;
+            size_t l = piece[k].len;
             if (skip >= l) {
                 skip -= (uint32_t)l;
                 continue;
@@ -764,29 +969,8 @@ static int build_iov(struct bench_loop *L, struct conn *c, struct iovec *iov, si
             p += skip;
             l -= skip;
             skip = 0;
-            if (l <= COPY_MAX) {
-                /* Small pieces (headers always) must be copied: hdr is gone
-                 * after this iteration. */
-                if (used + l > SCRATCH_SIZE)
-                    goto full;
-                memcpy(L->scratch + used, p, l);
-                /* Extend the last iovec when it ends where this copy begins. */
-                if (niov > 0 && (uint8_t *)iov[niov - 1].iov_base + iov[niov - 1].iov_len ==
-                                    L->scratch + used) {
-                    iov[niov - 1].iov_len += l;
-                } else {
-                    if (niov == IOV_BATCH)
-                        goto full;
-                    iov[niov].iov_base = L->scratch + used;
-                    iov[niov++].iov_len = l;
-                }
-                used += l;
-            } else {
-                if (niov == IOV_BATCH)
-                    goto full;
-                iov[niov].iov_base = (void *)p;
-                iov[niov++].iov_len = l;
-            }
+            if (!iov_add(L, iov, &niov, &used, p, l, piece[k].temp))
+                goto full;
             sum += l;
             if (sum >= WRITE_BATCH_MAX)
                 goto full;
@@ -800,10 +984,9 @@ full:
 /* Mark w bytes as written. */
 static void advance_written(struct bench_loop *L, struct conn *c, size_t w)
 {
-    size_t hdr = L->cfg->proto == BENCH_PROTO_FRAMED ? FRAME_HEADER_SIZE : 0;
     while (w > 0) {
-        const struct req *r = &c->ring[(c->head + c->written) % L->cfg->pipeline];
-        size_t left = hdr + r->size - c->out_off;
+        const struct req *r = &c->ring[(c->head + c->written) & L->ring_mask];
+        size_t left = r->wire_len - c->out_off;
         if (w >= left) {
             w -= left;
             c->written++;
@@ -857,15 +1040,21 @@ static void conn_flush(struct bench_loop *L, struct conn *c)
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return;     /* EPOLLOUT (edge) says when to go on */
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                /* EPOLLOUT (edge) says when to go on; once armed it stays
+                 * (a connection that stalled once will again). */
+                conn_watch_out(L, c, true);
+                return;
+            }
             conn_abort(L, c, BENCH_ERR_RESET, 0);
             return;
         }
         L->res->bytes_out += (uint64_t)w;
         advance_written(L, c, (size_t)w);
-        if ((size_t)w < total)
+        if ((size_t)w < total) {
+            conn_watch_out(L, c, true);
             return;
+        }
     }
     if (oneshot_mode(L) && !c->shut) {
         /* "No more requests": the server answers, then closes. */
@@ -1038,14 +1227,18 @@ static void loop_free(struct bench_loop *L)
     if (L == NULL)
         return;
     if (L->conns != NULL) {
-        for (unsigned i = 0; i < L->n; i++)
+        for (unsigned i = 0; i < L->n; i++) {
             if (L->conns[i].fd >= 0)
                 close(L->conns[i].fd);
+            if (L->conns[i].http != NULL)
+                free(L->conns[i].http->head_buf);
+        }
     }
     if (L->epfd >= 0)
         close(L->epfd);
     free(L->conns);
     free(L->rings);
+    free(L->https);
     free(L->pattern);
     free(L->rbuf);
     free(L->scratch);
@@ -1064,9 +1257,13 @@ int bench_thread_prepare(struct bench_thread *t)
     L->res = &t->result;
     L->n = t->connections;
     L->epfd = epoll_create1(EPOLL_CLOEXEC);
-    size_t pattern_len = (size_t)cfg->size_max + BENCH_PATTERN_OFFSETS;
+    size_t pattern_len = (size_t)cfg->size_max + PATTERN_WINDOW;
+    uint32_t slots = 1;
+    while (slots < cfg->pipeline)
+        slots <<= 1;
+    L->ring_mask = slots - 1;
     L->conns = calloc(L->n ? L->n : 1, sizeof(*L->conns));
-    L->rings = calloc((size_t)(L->n ? L->n : 1) * cfg->pipeline, sizeof(*L->rings));
+    L->rings = calloc((size_t)(L->n ? L->n : 1) * slots, sizeof(*L->rings));
     L->pattern = malloc(pattern_len);
     L->rbuf = malloc(RECV_BUF_SIZE);
     L->scratch = malloc(SCRATCH_SIZE);
@@ -1079,17 +1276,39 @@ int bench_thread_prepare(struct bench_thread *t)
     }
     /* Seeded per thread, so threads send different bytes. */
     L->rng = UINT64_C(0x9E3779B97F4A7C15) ^ ((uint64_t)(t->id + 1) * UINT64_C(0xD1B54A32D192ED03));
-    for (size_t i = 0; i < pattern_len; i += 8) {
-        uint64_t x = rng_next(L);
-        size_t k = pattern_len - i < 8 ? pattern_len - i : 8;
-        memcpy(L->pattern + i, &x, k);
-    }
+    for (size_t i = 0; i < pattern_len; i++)
+        L->pattern[i] = i < PATTERN_PERIOD ? (uint8_t)(rng_next(L) >> 56)
+                                           : L->pattern[i - PATTERN_PERIOD];
     for (unsigned i = 0; i < L->n; i++) {
         L->conns[i].fd = -1;
-        L->conns[i].ring = L->rings + (size_t)i * cfg->pipeline;
+        L->conns[i].ring = L->rings + (size_t)i * slots;
         frame_decoder_init(&L->conns[i].dec, FRAME_OPEN_LENGTH - 1);
     }
     L->source_pool = 1 + t->id % SOURCE_POOLS;
+    L->wire.proto = cfg->proto;
+    L->wire.pattern = L->pattern;
+    L->copy_small = cfg->proto != BENCH_PROTO_RAW;
+    if (cfg->proto == BENCH_PROTO_HTTP) {
+        L->https = calloc(L->n ? L->n : 1, sizeof(*L->https));
+        if (L->https == NULL) {
+            loop_free(L);
+            return -ENOMEM;
+        }
+        for (unsigned i = 0; i < L->n; i++) {
+            L->conns[i].http = &L->https[i];
+            bench_http_decoder_init(L->conns[i].http, NULL);
+        }
+    }
+    if (cfg->proto == BENCH_PROTO_HTTP &&
+        bench_wire_http_init(&L->wire, cfg->http_path, cfg->http_host, cfg->http_headers,
+                             cfg->http_nheaders, cfg->size_max > 0, cfg->oneshot) < 0) {
+        loop_free(L);
+        return -E2BIG;
+    }
+    if (cfg->size_min == cfg->size_max && cfg->ping_ratio == 0) {
+        struct req probe = {.type = FRAME_ECHO, .size = cfg->size_min};
+        L->fixed_wire_len = request_wire_len(L, &probe);
+    }
     hist_init(&t->result.latency);
     hist_init(&t->result.connect);
     hist_init(&t->result.send_lag);
@@ -1183,7 +1402,13 @@ void *bench_thread_main(void *arg)
 {
     struct bench_thread *t = arg;
     if (t->loop != NULL) {
+        uint64_t t0 = bench_now_ns();
         loop_run(t->loop);
+        struct rusage ru;
+        if (getrusage(RUSAGE_THREAD, &ru) == 0)
+            t->cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+        t->wall_s = (double)(bench_now_ns() - t0) / (double)NS_PER_S;
         loop_free(t->loop);
         t->loop = NULL;
     }

@@ -39,7 +39,9 @@ static const char *const err_names[BENCH_ERR_KINDS] = {
     [BENCH_ERR_CLOSED] = "closed",
     [BENCH_ERR_TIMEOUT] = "timeout",
     [BENCH_ERR_MISMATCH] = "mismatch",
+    [BENCH_ERR_FD_LIMIT] = "fd_limit",
     [BENCH_ERR_FRAME] = "error_frames",
+    [BENCH_ERR_HTTP_STATUS] = "http_status",
 };
 
 const char *bench_err_name(enum bench_err e)
@@ -70,6 +72,71 @@ void bench_result_merge(struct bench_result *dst, const struct bench_result *src
     dst->stalled = dst->stalled || src->stalled;
 }
 
+static double per_s(uint64_t n, double window_s)
+{
+    return window_s > 0 ? (double)n / window_s : 0.0;
+}
+
+double bench_cpu_us_per_request(const struct bench_summary *s)
+{
+    return s->r->ok_total > 0 ? s->cpu_s * 1e6 / (double)s->r->ok_total : 0.0;
+}
+
+unsigned bench_notes(const struct bench_summary *s, char notes[][BENCH_NOTE_LEN])
+{
+    const struct bench_config *cfg = s->cfg;
+    const struct bench_result *r = s->r;
+    unsigned n = 0;
+    if (s->busiest >= 0.9)
+        snprintf(notes[n++], BENCH_NOTE_LEN,
+                 "echobench's busiest load thread used %.0f%% of a CPU: the client may have "
+                 "been the limit, not the server (add threads with -t, on more CPUs)",
+                 100 * s->busiest);
+    if (cfg->mode == BENCH_MODE_OPEN && s->window_s > 0) {
+        double got = per_s(r->ok, s->window_s);
+        if (got < 0.95 * cfg->rate)
+            snprintf(notes[n++], BENCH_NOTE_LEN,
+                     "the achieved rate %.0f/s fell short of -R %.0f/s (%.0f%%): the server "
+                     "(or the client) could not keep up, or requests failed",
+                     got, cfg->rate, 100 * got / cfg->rate);
+    }
+    if (!cfg->oneshot && r->max_open < cfg->connections) {
+        char why[160] = "";
+        size_t len = 0;
+        static const enum bench_err kinds[] = {
+            BENCH_ERR_CONNECT_REFUSED, BENCH_ERR_CONNECT_TIMEOUT, BENCH_ERR_PORTS_EXHAUSTED,
+            BENCH_ERR_FD_LIMIT, BENCH_ERR_CONNECT_OTHER,
+        };
+        for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+            if (r->errors[kinds[k]] == 0 || len >= sizeof(why))
+                continue;
+            len += (size_t)snprintf(why + len, sizeof(why) - len, "%s%s %llu", len ? ", " : "",
+                                    bench_err_name(kinds[k]),
+                                    (unsigned long long)r->errors[kinds[k]]);
+        }
+        snprintf(notes[n++], BENCH_NOTE_LEN, "only %llu of the %u connections asked were open at "
+                 "once%s%s%s", (unsigned long long)r->max_open, cfg->connections,
+                 len ? " (" : "", why, len ? ")" : "");
+    }
+    if (s->fd_have > 0 && s->fd_have < s->fd_need)
+        snprintf(notes[n++], BENCH_NOTE_LEN,
+                 "the descriptor limit is %llu and %u connections need about %llu: raise "
+                 "ulimit -n", (unsigned long long)s->fd_have, cfg->connections,
+                 (unsigned long long)s->fd_need);
+    if (r->errors[BENCH_ERR_FD_LIMIT] > 0)
+        snprintf(notes[n++], BENCH_NOTE_LEN,
+                 "the client ran out of descriptors (EMFILE/ENFILE): its own limit, not the "
+                 "server's");
+    if (r->errors[BENCH_ERR_PORTS_EXHAUSTED] > 0)
+        snprintf(notes[n++], BENCH_NOTE_LEN,
+                 "the client ran out of source ports (EADDRNOTAVAIL): its own limit, not the "
+                 "server's");
+    if (r->stalled)
+        snprintf(notes[n++], BENCH_NOTE_LEN, "stopped early: no progress for %.1f s",
+                 cfg->timeout_s);
+    return n;
+}
+
 static const char *mode_name(const struct bench_config *cfg)
 {
     if (cfg->mode == BENCH_MODE_IDLE)
@@ -77,10 +144,6 @@ static const char *mode_name(const struct bench_config *cfg)
     return cfg->mode == BENCH_MODE_OPEN ? "open" : "closed";
 }
 
-static double per_s(uint64_t n, double window_s)
-{
-    return window_s > 0 ? (double)n / window_s : 0.0;
-}
 
 static double us(uint64_t ns)
 {
@@ -108,7 +171,7 @@ void bench_report_text(FILE *out, const struct bench_summary *s)
     const struct bench_config *cfg = s->cfg;
     const struct bench_result *r = s->r;
     fprintf(out, "echobench %s -> %s: %s, %s%s loop, %u threads, %u connections, pipeline %u, ",
-            ECHOD_VERSION, cfg->target, cfg->proto == BENCH_PROTO_RAW ? "raw" : "framed",
+            ECHOD_VERSION, cfg->target, bench_proto_name(cfg->proto),
             cfg->oneshot ? "oneshot, " : "", mode_name(cfg), cfg->threads, cfg->connections,
             cfg->pipeline);
     if (cfg->size_min == cfg->size_max)
@@ -151,28 +214,29 @@ void bench_report_text(FILE *out, const struct bench_summary *s)
     }
     fprintf(out, "  %-13s %llu\n", "errors", (unsigned long long)s->errors_total);
     for (int k = 0; k < BENCH_ERR_KINDS; k++) {
-        if (r->errors[k] == 0 || k == BENCH_ERR_FRAME)
+        if (r->errors[k] == 0 || k == BENCH_ERR_FRAME || k == BENCH_ERR_HTTP_STATUS)
             continue;
         fprintf(out, "  %-13s %s %llu\n", "", bench_err_name(k), (unsigned long long)r->errors[k]);
     }
     for (int k = 0; k < BENCH_CODE_SLOTS; k++) {
         if (r->error_codes[k] == 0)
             continue;
+        const char *what = cfg->proto == BENCH_PROTO_HTTP ? "status" : "error frame";
         if (k == 0)
-            fprintf(out, "  %-13s error frame (no code) %llu\n", "",
+            fprintf(out, "  %-13s %s (no code) %llu\n", "", what,
                     (unsigned long long)r->error_codes[k]);
         else
-            fprintf(out, "  %-13s error frame %d %llu\n", "", k + BENCH_CODE_MIN - 1,
+            fprintf(out, "  %-13s %s %d %llu\n", "", what, k + BENCH_CODE_MIN - 1,
                     (unsigned long long)r->error_codes[k]);
     }
-    if (r->errors[BENCH_ERR_PORTS_EXHAUSTED] > 0)
-        fprintf(out, "  note: the client ran out of source ports; its own limit, not the server's\n");
-    if (r->stalled)
-        fprintf(out, "  note: stopped early: no progress for %.1f s\n", cfg->timeout_s);
-    fprintf(out, "  %-13s %.2f s CPU in %.2f s (%.0f%% of one core): near %u00%% means echobench\n"
-                 "  %-13s is the limit, not the server\n",
+    fprintf(out, "  %-13s %.2f s CPU in %.2f s (%.0f%% of one core), %.3f us CPU per request;\n"
+                 "  %-13s busiest thread %.0f%% busy: near 100%% means echobench was the limit\n",
             "client", s->cpu_s, s->wall_s, s->wall_s > 0 ? 100.0 * s->cpu_s / s->wall_s : 0.0,
-            cfg->threads, "");
+            bench_cpu_us_per_request(s), "", 100 * s->busiest);
+    char notes[BENCH_NOTES_MAX][BENCH_NOTE_LEN];
+    unsigned nn = bench_notes(s, notes);
+    for (unsigned i = 0; i < nn; i++)
+        fprintf(out, "  note: %s\n", notes[i]);
     fprintf(out, "  %-13s %llu issued, %llu ok, %llu B out, %llu B in (warm-up included)\n",
             "whole run", (unsigned long long)r->issued, (unsigned long long)r->ok_total,
             (unsigned long long)r->bytes_out, (unsigned long long)r->bytes_in);
@@ -205,6 +269,24 @@ static void json_hist(FILE *out, const struct hist *h)
             hist_mean(h) / NS_PER_US, hist_stdev(h) / NS_PER_US);
 }
 
+/* {code: count} of r's error codes ({} when r is NULL). */
+static void json_codes(FILE *out, const struct bench_result *r)
+{
+    fputc('{', out);
+    const char *sep = "";
+    for (int k = 0; r != NULL && k < BENCH_CODE_SLOTS; k++) {
+        if (r->error_codes[k] == 0)
+            continue;
+        if (k == 0)
+            fprintf(out, "%s\"other\": %llu", sep, (unsigned long long)r->error_codes[k]);
+        else
+            fprintf(out, "%s\"%d\": %llu", sep, k + BENCH_CODE_MIN - 1,
+                    (unsigned long long)r->error_codes[k]);
+        sep = ", ";
+    }
+    fputc('}', out);
+}
+
 void bench_report_json(FILE *out, const struct bench_summary *s)
 {
     const struct bench_config *cfg = s->cfg;
@@ -212,7 +294,7 @@ void bench_report_json(FILE *out, const struct bench_summary *s)
     fprintf(out, "{\"tool\": \"echobench\", \"version\": \"%s\", \"target\": ", ECHOD_VERSION);
     json_string(out, cfg->target);
     fprintf(out, ", \"proto\": \"%s\", \"mode\": \"%s\", \"oneshot\": %s",
-            cfg->proto == BENCH_PROTO_RAW ? "raw" : "framed", mode_name(cfg),
+            bench_proto_name(cfg->proto), mode_name(cfg),
             cfg->oneshot ? "true" : "false");
     fprintf(out, ", \"threads\": %u, \"connections\": %u, \"pipeline\": %u", cfg->threads,
             cfg->connections, cfg->pipeline);
@@ -246,30 +328,34 @@ void bench_report_json(FILE *out, const struct bench_summary *s)
         fprintf(out, "null");
     fprintf(out, ", \"errors\": {\"total\": %llu", (unsigned long long)s->errors_total);
     for (int k = 0; k < BENCH_ERR_KINDS; k++) {
-        if (k == BENCH_ERR_FRAME)
+        if (k == BENCH_ERR_FRAME || k == BENCH_ERR_HTTP_STATUS)
             continue;
         fprintf(out, ", \"%s\": %llu", bench_err_name(k), (unsigned long long)r->errors[k]);
     }
-    fprintf(out, ", \"error_frames\": {");
-    const char *sep = "";
-    for (int k = 0; k < BENCH_CODE_SLOTS; k++) {
-        if (r->error_codes[k] == 0)
-            continue;
-        if (k == 0)
-            fprintf(out, "%s\"other\": %llu", sep, (unsigned long long)r->error_codes[k]);
-        else
-            fprintf(out, "%s\"%d\": %llu", sep, k + BENCH_CODE_MIN - 1,
-                    (unsigned long long)r->error_codes[k]);
-        sep = ", ";
-    }
-    fprintf(out, "}}");
+    /* Codes are error frames' in framed runs and statuses in http runs. */
+    bool http = cfg->proto == BENCH_PROTO_HTTP;
+    fprintf(out, ", \"error_frames\": ");
+    json_codes(out, http ? NULL : r);
+    fprintf(out, ", \"http_status\": ");
+    json_codes(out, http ? r : NULL);
+    fprintf(out, "}");
     fprintf(out, ", \"totals\": {\"issued\": %llu, \"ok\": %llu, \"bytes_out\": %llu, "
                  "\"bytes_in\": %llu, \"connections_opened\": %llu, \"connections_max_open\": %llu}",
             (unsigned long long)r->issued, (unsigned long long)r->ok_total,
             (unsigned long long)r->bytes_out, (unsigned long long)r->bytes_in,
             (unsigned long long)r->connects, (unsigned long long)r->max_open);
-    fprintf(out, ", \"stalled\": %s, \"client_cpu_s\": %.3f, \"client_wall_s\": %.3f}\n",
+    fprintf(out, ", \"stalled\": %s, \"client_cpu_s\": %.3f, \"client_wall_s\": %.3f",
             r->stalled ? "true" : "false", s->cpu_s, s->wall_s);
+    fprintf(out, ", \"client_cpu_us_per_request\": %.4f, \"client_busy_max\": %.3f",
+            bench_cpu_us_per_request(s), s->busiest);
+    char notes[BENCH_NOTES_MAX][BENCH_NOTE_LEN];
+    unsigned nn = bench_notes(s, notes);
+    fprintf(out, ", \"notes\": [");
+    for (unsigned i = 0; i < nn; i++) {
+        fprintf(out, "%s", i ? ", " : "");
+        json_string(out, notes[i]);
+    }
+    fprintf(out, "]}\n");
 }
 
 /* ---- CSV ---------------------------------------------------------------------------- */

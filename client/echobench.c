@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -180,11 +181,30 @@ static void parse_mix(const char *s, struct bench_config *cfg)
     cfg->ping_ratio = p / (e + p);
 }
 
+/* -H takes a host or, for --proto http, a header: "Name: value" (a token,
+ * then a colon) that is not an IPv6 address. */
+static bool looks_like_header(const char *s)
+{
+    struct in6_addr a6;
+    if (inet_pton(AF_INET6, s, &a6) == 1)
+        return false;
+    size_t n = strspn(s, "!#$%&'*+-.^_`|~0123456789"
+                         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+    return n > 0 && s[n] == ':' && s[n + 1] != ':' && strpbrk(s, "\r\n") == NULL;
+}
+
+static void add_header(struct bench_config *cfg, const char *h)
+{
+    if (cfg->http_nheaders == sizeof(cfg->http_headers) / sizeof(cfg->http_headers[0]))
+        die_usage("%s", "too many headers (at most 64)");
+    cfg->http_headers[cfg->http_nheaders++] = h;
+}
+
 static void parse_options(int argc, char **argv, struct bench_config *cfg, struct cli *cli)
 {
     enum {
         OPT_MIX = 256, OPT_ONESHOT, OPT_NO_SPREAD, OPT_IDLE, OPT_PROTO, OPT_JSON, OPT_CSV,
-        OPT_PROGRESS, OPT_NO_PROGRESS, OPT_SPIN,
+        OPT_PROGRESS, OPT_NO_PROGRESS, OPT_SPIN, OPT_PATH, OPT_HEADER, OPT_NO_CHECK_BODY,
     };
     static const struct option longopts[] = {
         {"mix", required_argument, NULL, OPT_MIX},
@@ -197,6 +217,9 @@ static void parse_options(int argc, char **argv, struct bench_config *cfg, struc
         {"progress", no_argument, NULL, OPT_PROGRESS},
         {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
         {"spin", no_argument, NULL, OPT_SPIN},
+        {"path", required_argument, NULL, OPT_PATH},
+        {"header", required_argument, NULL, OPT_HEADER},
+        {"no-check-body", no_argument, NULL, OPT_NO_CHECK_BODY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -211,7 +234,14 @@ static void parse_options(int argc, char **argv, struct bench_config *cfg, struc
     cli->progress = -1;
     bool idle = false;
     int c;
+    cfg->http_path = "/";
+    cfg->http_check_body = true;
+    bool size_given = false;
     while ((c = getopt_long(argc, argv, "H:p:U:46t:c:P:s:d:n:w:R:T:h", longopts, NULL)) != -1) {
+        if (c == 'H' && looks_like_header(optarg)) {
+            add_header(cfg, optarg);
+            continue;
+        }
         if (args_target_option(c, optarg, &cli->target))
             continue;
         switch (c) {
@@ -226,7 +256,21 @@ static void parse_options(int argc, char **argv, struct bench_config *cfg, struc
             cfg->pipeline =
                 (unsigned)parse_u64_or_die("-P: %s", optarg, NULL, 1, BENCH_PIPELINE_MAX);
             break;
-        case 's': parse_size(optarg, cfg); break;
+        case 's':
+            parse_size(optarg, cfg);
+            size_given = true;
+            break;
+        case OPT_PATH:
+            if (optarg[0] != '/' || strpbrk(optarg, " \r\n") != NULL)
+                die_usage("--path: a path starting with / (no spaces): %s", optarg);
+            cfg->http_path = optarg;
+            break;
+        case OPT_HEADER:
+            if (!looks_like_header(optarg))
+                die_usage("--header: expected 'Name: value': %s", optarg);
+            add_header(cfg, optarg);
+            break;
+        case OPT_NO_CHECK_BODY: cfg->http_check_body = false; break;
         case 'd':
             cfg->duration_s = parse_seconds_or_die("-d: %s", optarg, 0.001);
             cli->have_duration = true;
@@ -252,8 +296,14 @@ static void parse_options(int argc, char **argv, struct bench_config *cfg, struc
                 cfg->proto = BENCH_PROTO_FRAMED;
             else if (strcmp(optarg, "raw") == 0)
                 cfg->proto = BENCH_PROTO_RAW;
+            else if (strcmp(optarg, "redis") == 0)
+                cfg->proto = BENCH_PROTO_REDIS;
+            else if (strcmp(optarg, "memcache") == 0)
+                cfg->proto = BENCH_PROTO_MEMCACHE;
+            else if (strcmp(optarg, "http") == 0)
+                cfg->proto = BENCH_PROTO_HTTP;
             else
-                die_usage("--proto: framed or raw, not %s", optarg);
+                die_usage("--proto: framed, raw, redis, memcache or http, not %s", optarg);
             break;
         case OPT_JSON: cli->json = true; break;
         case OPT_CSV: cli->csv_path = optarg; break;
@@ -280,9 +330,15 @@ static void parse_options(int argc, char **argv, struct bench_config *cfg, struc
         die_usage("%s", "give -d or -n, not both");
     if (!cli->have_duration && cfg->requests == 0)
         cfg->duration_s = DEFAULT_DURATION_S;
+    if (cfg->proto != BENCH_PROTO_FRAMED && cfg->ping_ratio > 0)
+        die_usage("%s", "only --proto framed has PING: drop --mix");
+    if (cfg->proto == BENCH_PROTO_MEMCACHE)
+        cfg->size_min = cfg->size_max = 0;      /* mn carries no payload */
+    if (cfg->proto == BENCH_PROTO_HTTP && !size_given)
+        cfg->size_min = cfg->size_max = 0;      /* GET unless a body size is asked */
+    if (cfg->proto != BENCH_PROTO_HTTP && (cfg->http_nheaders > 0 || strcmp(cfg->http_path, "/")))
+        die_usage("%s", "--path and headers (-H 'Name: value') are for --proto http");
     if (cfg->proto == BENCH_PROTO_RAW) {
-        if (cfg->ping_ratio > 0)
-            die_usage("%s", "--proto raw has no PING: drop --mix");
         if (cfg->size_min == 0)
             die_usage("%s", "--proto raw needs requests of at least 1 byte (-s)");
     }
@@ -388,6 +444,8 @@ int main(int argc, char **argv)
         return EXIT_NO_RUN;
     }
     net_addr_format(&cfg.addr, cfg.target, sizeof(cfg.target));
+    snprintf(cfg.http_host, sizeof(cfg.http_host), "%s",
+             cfg.addr.family == AF_UNIX ? "localhost" : cfg.target);
     cfg.spread_sources = cfg.oneshot && !cli.no_spread && is_loopback_v4(&cfg.addr);
 
     rlim_t need = (rlim_t)cfg.connections + (rlim_t)cfg.threads * 2 + FD_RESERVE;
@@ -493,6 +551,11 @@ int main(int argc, char **argv)
     };
     for (int k = 0; k < BENCH_ERR_KINDS; k++)
         sum.errors_total += total.errors[k];
+    sum.fd_have = have;
+    sum.fd_need = need;
+    for (unsigned i = 0; i < cfg.threads; i++)
+        if (threads[i].wall_s > 0 && threads[i].cpu_s / threads[i].wall_s > sum.busiest)
+            sum.busiest = threads[i].cpu_s / threads[i].wall_s;
 
     if (cli.json)
         bench_report_json(stdout, &sum);

@@ -312,11 +312,28 @@ static void expect_line(struct http_parser *p, const uint8_t *v, size_t n)
     if (n == 0)
         return;
     if (ieq(v, n, "100-continue")) {
-        if (r->expect == HTTP_EXPECT_NONE)
+        /* RFC 9110 10.1.1: ignored in an HTTP/1.0 request */
+        if (r->expect == HTTP_EXPECT_NONE && r->minor == 1)
             r->expect = HTTP_EXPECT_CONTINUE;
     } else {
         r->expect = HTTP_EXPECT_OTHER;
     }
+}
+
+/* Host = uri-host [ ":" port ] (RFC 9112 3.2, RFC 3986 3.2.2): reg-name,
+ * IP literal or IPv4 characters, and the port's colon; empty is allowed. No
+ * '/', '?', '#', '@', whitespace or obs-text, which would let the authority
+ * seen here differ from the one a proxy routed on. */
+static bool host_valid(const uint8_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = v[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+            continue;
+        if (!memchr("-._~%!$&'()*+,;=:[]", c, 19))
+            return false;
+    }
+    return true;
 }
 
 /* A field line ends: its CR is at p->pos - 1 (the LF at p->pos not yet counted). */
@@ -339,6 +356,10 @@ static enum http_result field_line_done(struct http_parser *p, const uint8_t *bu
         break;
     case F_EXPECT:
         expect_line(p, buf + a, b - a);
+        break;
+    case F_HOST:
+        if (!host_valid(buf + a, b - a))
+            return fail(p, 400, "400 bad Host");
         break;
     default:
         break;
@@ -670,6 +691,7 @@ bool http_header_next(const uint8_t *head, size_t len, struct http_header_iter *
         if (!lf)
             return false;
         pos = (size_t)(lf - head) + 1;
+        it->pos = (uint32_t)pos;
     }
     if (pos >= len || head[pos] == '\r')
         return false;

@@ -111,7 +111,8 @@ enum http_method {
 
 enum http_expect {
     HTTP_EXPECT_NONE,           /* no Expect field (or only empty ones) */
-    HTTP_EXPECT_CONTINUE,       /* exactly 100-continue (any case) */
+    HTTP_EXPECT_CONTINUE,       /* exactly 100-continue (any case); HTTP/1.1
+                                 * only, HTTP/1.0 ignores it (RFC 9110 10.1.1) */
     HTTP_EXPECT_OTHER,          /* anything else: the server answers 417 */
 };
 

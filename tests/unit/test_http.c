@@ -297,6 +297,11 @@ static void test_expect(void **state)
     assert_int_equal(r.expect, HTTP_EXPECT_OTHER);
     r = expect_done("POST /" H11 "Expect:\r\n\r\n");
     assert_int_equal(r.expect, HTTP_EXPECT_NONE);
+    /* an HTTP/1.0 server ignores 100-continue (RFC 9110 10.1.1) */
+    r = expect_done("POST / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n");
+    assert_int_equal(r.expect, HTTP_EXPECT_NONE);
+    r = expect_done("POST / HTTP/1.0\r\nExpect: other\r\n\r\n");
+    assert_int_equal(r.expect, HTTP_EXPECT_OTHER);
 }
 
 static void test_value_bytes_accepted(void **state)
@@ -458,6 +463,18 @@ static void test_400_host_repeated(void **state)
     (void)state;
     expect_error("GET /" H11 "host:", 400, "400 repeated Host");
     expect_error("GET / HTTP/1.0\r\nHost: a\r\nHOST:", 400, "400 repeated Host");
+}
+
+static void test_400_bad_host(void **state)
+{
+    (void)state;
+    expect_error("GET / HTTP/1.1\r\nHost: a b\r\n", 400, "400 bad Host");
+    expect_error("GET / HTTP/1.1\r\nHost: a/b\r\n", 400, "400 bad Host");
+    expect_error("GET / HTTP/1.1\r\nHost: u@a\r\n", 400, "400 bad Host");
+    expect_error("GET / HTTP/1.1\r\nHost: caf\xc3\xa9\r\n", 400, "400 bad Host");
+    expect_done("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n");
+    expect_done("GET / HTTP/1.1\r\nHost: xn--caf-dma.example:80\r\n\r\n");
+    expect_done("GET / HTTP/1.1\r\nHost:\r\n\r\n");
 }
 
 static void test_400_content_length_and_transfer_encoding(void **state)
@@ -1213,6 +1230,7 @@ int main(void)
         cmocka_unit_test(test_400_bare_lf),
         cmocka_unit_test(test_400_host_missing),
         cmocka_unit_test(test_400_host_repeated),
+        cmocka_unit_test(test_400_bad_host),
         cmocka_unit_test(test_400_content_length_and_transfer_encoding),
         cmocka_unit_test(test_400_content_length_repeated),
         cmocka_unit_test(test_400_content_length_signed),
