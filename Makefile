@@ -41,7 +41,8 @@ DEB_PACKAGES += curl apache2-utils wrk nginx-light
 DEB_PACKAGES += nftables
 # The balancers in front of echod (tests/integration/test_balancer_*.py).
 DEB_PACKAGES += haproxy nginx libnginx-mod-stream
-# echobench's peer-protocol tests: real nginx, redis and memcached.
+# echobench's peer-protocol tests and make bench's peers (tests/bench/): Redis 7,
+# memcached 1.6 (nginx 1.22 is above).
 DEB_PACKAGES += redis-server memcached
 # echobench --hdr-log deflates its histograms.
 DEB_PACKAGES += zlib1g-dev
