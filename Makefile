@@ -14,7 +14,9 @@
 #                        SOAK_SECONDS=600 by default; SAN= as for make test
 #
 # Missing build dependencies are installed with apt-get when run as root on
-# Debian; otherwise the exact apt-get command is printed.
+# Debian; otherwise the exact apt-get command is printed. While installing, a
+# policy-rc.d keeps the packaged services (nginx, haproxy, redis, memcached,
+# prometheus) from starting: the tests start their own, on free ports.
 
 CC      ?= cc
 SAN     ?=
@@ -109,7 +111,10 @@ deps:
 	if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ]; then \
 	        echo "installing:$$missing"; \
-	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	        rcd=/usr/sbin/policy-rc.d; own_rcd=""; \
+	        if [ ! -e $$rcd ]; then printf '#!/bin/sh\nexit 101\n' >$$rcd && chmod 755 $$rcd && own_rcd=1; fi; \
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	        rc=$$?; [ -z "$$own_rcd" ] || rm -f $$rcd; [ $$rc -eq 0 ] || exit 1; \
 	    else \
 	        echo "missing packages; run: sudo apt-get install$$missing" >&2; exit 1; \
 	    fi; \

@@ -70,10 +70,9 @@ static void expect_err_prefix(const char *text, const char *prefix)
         fail_msg("error '%s' does not start with '%s'", err, prefix);
 }
 
-static void check_defaults(const struct config *c)
+/* Every key but listen at its built-in default. */
+static void check_defaults_but_listen(const struct config *c)
 {
-    assert_int_equal(c->nlisten, 1);
-    assert_string_equal(c->listen[0], "127.0.0.1:7007");
     assert_int_equal(c->workers, 0);
     assert_int_equal(c->backlog, 511);
     assert_int_equal(c->max_connections, 10000);
@@ -89,8 +88,18 @@ static void check_defaults(const struct config *c)
     assert_int_equal(c->tcp_keepalive_interval, 10);
     assert_int_equal(c->tcp_keepalive_count, 6);
     assert_true(c->tcp_user_timeout == 120.0);
+    assert_int_equal(c->http_max_header_size, 16384);
+    assert_true(c->http_max_delay == 10.0);
+    assert_true(c->http_metrics);
     assert_int_equal(c->log_level, LOG_LVL_INFO);
     assert_string_equal(c->user, "");
+}
+
+static void check_defaults(const struct config *c)
+{
+    assert_int_equal(c->nlisten, 1);
+    assert_string_equal(c->listen[0], "127.0.0.1:7007");
+    check_defaults_but_listen(c);
 }
 
 static void test_new_defaults(void **state)
@@ -706,8 +715,12 @@ static void test_shipped_echod_conf(void **state)
     char err[CONFIG_ERR_MAX] = "";
     if (config_load_file("config/echod.conf", &c, err, sizeof(err)) != 0)
         fail_msg("config/echod.conf: %s", err);
-    /* The documented default is the built-in one, key for key. */
-    check_defaults(c);
+    /* The documented default is the built-in one, key for key, but for an
+     * HTTP listener beside the framed one. */
+    assert_int_equal(c->nlisten, 2);
+    assert_string_equal(c->listen[0], "127.0.0.1:7007");
+    assert_string_equal(c->listen[1], "http://127.0.0.1:8080");
+    check_defaults_but_listen(c);
     config_unref(c);
 }
 
