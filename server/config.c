@@ -52,6 +52,9 @@
  * echoed byte for byte; below 1 KiB ordinary clients would be refused. */
 #define HTTP_HEADER_SIZE_MIN 1024
 #define HTTP_HEADER_SIZE_MAX 65536
+/* The longest readiness-off period before a drain: ten minutes, far past
+ * any balancer's health-check interval times its fall count. */
+#define DRAIN_DELAY_MAX 600
 /* The longest delay= a configuration may allow: an hour. */
 #define HTTP_DELAY_MAX 3600
 /* A configuration file is a page of text; refuse anything absurdly large. */
@@ -119,6 +122,9 @@ static const struct key keys[] = {
     {.name = "write_timeout", .type = KEY_SECONDS, .min = 0, .max = SECONDS_MAX,
      .def_seconds = 30, FIELD(write_timeout),
      .help = "pending output must make progress within; 0 = never"},
+    {.name = "drain_delay", .type = KEY_SECONDS, .min = 0, .max = DRAIN_DELAY_MAX,
+     .def_seconds = 0, FIELD(drain_delay),
+     .help = "at SIGTERM, seconds of /readyz 503 before listeners close; 0 = none"},
     {.name = "drain_timeout", .type = KEY_SECONDS, .min = 0, .max = SECONDS_MAX,
      .def_seconds = 10, FIELD(drain_timeout),
      .help = "at SIGTERM, time to finish; 0 = close at once"},

@@ -40,6 +40,7 @@ struct config {
     double idle_timeout;        /* seconds; 0 = never */
     double read_timeout;        /* seconds; 0 = never */
     double write_timeout;       /* seconds; 0 = never */
+    double drain_delay;         /* seconds of readiness off (/readyz 503) before the drain */
     double drain_timeout;       /* seconds; 0 = close everything at once */
     bool tcp_nodelay;
     bool tcp_keepalive;

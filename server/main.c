@@ -170,9 +170,14 @@ static void serve(struct server *s, int sigfd)
 {
     uint64_t watchdog_ms = notify_watchdog_usec() / 1000;
     uint64_t next_ping = 0, next_status = worker_now_ms() + STATUS_INTERVAL_MS;
+    uint64_t stop_at = 0;       /* drain_delay running: the drain starts then */
     bool warned_stuck = false;
     for (;;) {
         uint64_t now = worker_now_ms();
+        if (stop_at != 0 && now >= stop_at) {
+            log_info("drain_delay over: shutting down (drain_timeout %.3g s)", s->cfg->drain_timeout);
+            return;
+        }
         if (watchdog_ms > 0 && now >= next_ping) {
             /* A thread stuck for a whole interval stops the pings, and systemd
              * restarts us: that is the point of the watchdog. */
@@ -192,6 +197,8 @@ static void serve(struct server *s, int sigfd)
         uint64_t wake = next_status;
         if (watchdog_ms > 0 && next_ping < wake)
             wake = next_ping;
+        if (stop_at != 0 && stop_at < wake)
+            wake = stop_at;
         struct pollfd pfd = {.fd = sigfd, .events = POLLIN};
         int rc = poll(&pfd, 1, wake > now ? (int)(wake - now) : 0);
         if (rc <= 0)
@@ -202,6 +209,15 @@ static void serve(struct server *s, int sigfd)
         if (si.ssi_signo == SIGHUP) {
             log_info("SIGHUP: reloading %s", s->config_path ? s->config_path : "(defaults)");
             reload(s);
+        } else if (stop_at == 0 && s->cfg->drain_delay > 0) {
+            /* Readiness off first, listeners still open: a balancer's health
+             * check sees /readyz's 503 and takes this instance out before
+             * any connection is refused. A second signal skips the wait. */
+            atomic_store(&s->stats.unready, true);
+            log_info("%s: /readyz answers 503; draining in %.3g s (drain_delay)",
+                     si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM", s->cfg->drain_delay);
+            notify_status("stopping in %.3g s: /readyz answers 503", s->cfg->drain_delay);
+            stop_at = now + (uint64_t)(s->cfg->drain_delay * 1000.0 + 0.5);
         } else {
             log_info("%s: shutting down (drain_timeout %.3g s)",
                      si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM", s->cfg->drain_timeout);

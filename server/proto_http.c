@@ -198,7 +198,8 @@ static bool answer_reserved(struct conn *c, enum reserved which, bool head_only)
         text = "ok";
         break;
     case RES_READYZ:
-        if (c->draining || c->w->draining) {
+        if (c->draining || c->w->draining ||
+            atomic_load_explicit(&c->w->all_stats->unready, memory_order_relaxed)) {
             h.status = 503;
             text = "draining";
         } else {

@@ -39,6 +39,7 @@ struct stats {
     struct stats_worker *workers;   /* one block per worker */
     unsigned nworkers;
     atomic_uint_least64_t connections_rejected; /* written by the listener and workers */
+    atomic_bool unready;            /* shutting down: /readyz answers 503 (main thread) */
     uint64_t start_ms;              /* monotonic clock at start-up */
 };
 
