@@ -137,7 +137,8 @@ class Pool:
         # counted by the balancer and the client, not here).
         self.retired[i] += st["requests_total"] - e.own_requests
         e.send_signal(signal.SIGTERM)
-        assert e.wait_exit(bound(float(self.settings["drain_timeout"]) + 10)) == 0, e.log()
+        wait = float(self.settings["drain_timeout"]) + float(self.settings.get("drain_delay", 0))
+        assert e.wait_exit(bound(wait + 10)) == 0, e.log()
         self.instances[i] = self._start(self.ports[i])
         return held
 

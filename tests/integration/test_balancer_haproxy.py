@@ -18,6 +18,7 @@ turns 503 when the drain starts and HAProxy takes the instance out before
 its connections close. Skipped while echod has no http listener.
 """
 
+import signal
 import time
 
 import pytest
@@ -147,7 +148,9 @@ def test_tcp_rolling_restart_costs_at_most_what_the_drain_closed(tcp_setup):
 @pytest.fixture
 def http_setup(echod_factory):
     require_listener("http")
-    pool = Pool(echod_factory, 3, scheme="http")
+    # drain_delay: three check intervals of /readyz 503 before the listeners
+    # close (scaled like every bound, since checks slow down with the daemon).
+    pool = Pool(echod_factory, 3, scheme="http", drain_delay=bound(1.5))
     port = free_port()
     hap = Balancer("haproxy", HTTP_CFG, [f"127.0.0.1:{port}"] +
                    [f"127.0.0.1:{p}" for p in pool.ports], port)
@@ -166,6 +169,25 @@ def test_http_traffic_spreads_over_all_three(http_setup):
     print(f"\nHAProxy http: {load.sent} sent, {len(load.failed)} failed; per instance {per}")
     assert not load.failed, load.failed[:5]
     assert all(n >= load.sent / 6 for n in per), per
+
+
+def test_http_readyz_takes_a_stopping_instance_out_while_it_still_serves(http_setup):
+    """With drain_delay, SIGTERM turns /readyz 503 while the listeners stay
+    open: HAProxy marks the instance DOWN on the 503 itself (L7STS), not on
+    a refused connect, and before the instance has stopped serving."""
+    pool, hap, port = http_setup
+    e = pool.instances[0]
+    e.send_signal(signal.SIGTERM)
+    e.wait_log(r"/readyz answers 503")
+    down = wait_until("echod1 DOWN",
+                      lambda: hap.servers(HTTP_BACKEND)["echod1"]["status"].startswith("DOWN"),
+                      bound(5))
+    row = hap.servers(HTTP_BACKEND)["echod1"]
+    assert e.running(), f"the instance exited before HAProxy took it out: {row}; {e.log()}"
+    assert row["check_status"] == "L7STS" and row["check_code"] == "503", row
+    print(f"\nechod1 DOWN by /readyz: check {row['check_status']} {row['check_code']}")
+    assert e.wait_exit(bound(10)) == 0
+    assert down
 
 
 def test_http_rolling_restart_loses_no_request(http_setup):
