@@ -1,22 +1,29 @@
 /* fuzz_http.c - libFuzzer target for the HTTP codec (common/http.c).
  *
- * Input layout:  [mode] [split hi] [split lo] [bytes...]
- *   mode   bit 0: parse a response head instead of a request head;
+ * Input: either a plain request stream (any first byte below 0x80, which is
+ * what a request starts with: the default head limit, split in the middle),
+ * or a control header and the bytes:
+ *     [mode] [split hi] [split lo] [bytes...]
+ *   mode   bit 7 set (marks the header);
+ *          bit 0: parse response heads instead of request heads;
  *          bit 1: treat the bytes as a chunked body only (no head);
- *          bits 2-7: the head limit, small (16 + 8*k bytes) so that 414 and
- *          431 are reached, 63 standing for the default 16384;
+ *          bits 2-6: the head limit, small (16 + 16*k bytes) so that 414 and
+ *          431 are reached, 31 standing for the default 16384;
  *   split  where the bytes are cut in two (modulo their length + 1).
- * A request head is parsed whole, in the two pieces, and one byte at a time;
- * the three must agree on everything (result, status, reason, every field).
+ * The stream is read as consecutive messages (a pipeline): each head is
+ * parsed whole, in two pieces, and one byte at a time, and the three must
+ * agree on everything (result, status, reason, every field).
  * A DONE head is checked: it ends with CRLFCRLF, has no bare CR or LF and no
  * obs-fold, never both Content-Length and chunked, its spans lie inside it,
  * the header iterator walks it to its end, the framing fields recounted from
  * the iterator (Host, Content-Length and its decimal value, Transfer-Encoding)
  * agree with what the parser reported, and the head alone parses the same.
- * After a DONE chunked request head (and in chunked-only mode) the rest is
- * decoded as a chunked body whole and split: the two must report the same
- * data, the same end and the same error at the same byte, and an accepted
- * body decoded again by a naive whole-buffer decoder gives the same data.
+ * After a DONE chunked head (and in chunked-only mode) the rest is decoded as
+ * a chunked body whole, split, and one byte at a time: all must report the
+ * same data, the same end and the same error at the same byte, and an
+ * accepted body decoded again by a naive whole-buffer decoder gives the same
+ * data. A Content-Length body is skipped. The next message starts after the
+ * body, up to MAX_MESSAGES.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -27,12 +34,17 @@
 
 #define CHECK(cond) do { if (!(cond)) abort(); } while (0)
 
+#define MODE_HEADER 0x80
 #define MODE_RESPONSE 0x01
 #define MODE_CHUNKED_ONLY 0x02
 #define LIMIT_SHIFT 2
-#define LIMIT_DEFAULT_SEL 63
-#define LIMIT_STEP 8
+#define LIMIT_MASK 0x1F
+#define LIMIT_DEFAULT_SEL 31
+#define LIMIT_STEP 16
 #define LIMIT_BASE 16
+/* Messages of a pipeline checked per input: enough to reach the parser
+ * being reused, few enough to keep runs fast. */
+#define MAX_MESSAGES 8
 
 struct outcome {
     enum http_result r;
@@ -291,16 +303,19 @@ static uint64_t reference_chunked(const uint8_t *b, size_t n, size_t *data)
     return h;
 }
 
-/* Feed b[0..n) as the pieces [0..k) and [k..n). */
-static struct body run_chunked(const uint8_t *b, size_t n, size_t k, uint32_t max_trailer)
+/* Feed b[0..n) as the pieces [0..k) and [k..n), or (bytewise) one byte more
+ * each time. */
+static struct body run_chunked(const uint8_t *b, size_t n, size_t k, bool bytewise,
+                               uint32_t max_trailer)
 {
     struct body out = {.digest = UINT64_C(0xcbf29ce484222325)};
     struct http_chunked d;
     http_chunked_init(&d, max_trailer);
     size_t off = 0;
     CHECK(!http_chunked_in_body(&d));
-    for (int piece = 0; piece < 2 && out.last == HTTP_CHUNK_NONE; piece++) {
-        size_t end = piece == 0 ? k : n;
+    size_t pieces = bytewise ? n + 1 : 2;
+    for (size_t piece = 0; piece < pieces && out.last == HTTP_CHUNK_NONE; piece++) {
+        size_t end = bytewise ? piece : piece == 0 ? k : n;
         for (;;) {
             struct http_chunk_event ev;
             size_t used = http_chunked_decode(&d, b + off, end - off, &ev);
@@ -340,38 +355,34 @@ static struct body run_chunked(const uint8_t *b, size_t n, size_t k, uint32_t ma
     return out;
 }
 
-static void check_chunked(const uint8_t *b, size_t n, size_t k, uint32_t max_trailer)
+static void body_same(const struct body *w, const struct body *s)
 {
-    struct body w = run_chunked(b, n, n, max_trailer);
-    struct body s = run_chunked(b, n, k, max_trailer);
+    CHECK(w->digest == s->digest && w->data == s->data && w->last == s->last);
+    CHECK(w->status == s->status && w->consumed == s->consumed);
+    CHECK(w->reason == s->reason || (w->reason && s->reason && !strcmp(w->reason, s->reason)));
+}
+
+/* Returns the bytes the body took when it ended (END), else 0. */
+static size_t check_chunked(const uint8_t *b, size_t n, size_t k, uint32_t max_trailer)
+{
+    struct body w = run_chunked(b, n, n, false, max_trailer);
+    struct body s = run_chunked(b, n, k, false, max_trailer);
+    struct body o = run_chunked(b, n, 0, true, max_trailer);
     if (w.last == HTTP_CHUNK_END) {
         size_t data = 0;
         CHECK(reference_chunked(b, w.consumed, &data) == w.digest && data == w.data);
     }
-    CHECK(w.digest == s.digest && w.data == s.data && w.last == s.last);
-    CHECK(w.status == s.status && w.consumed == s.consumed);
-    CHECK(w.reason == s.reason || (w.reason && s.reason && !strcmp(w.reason, s.reason)));
+    body_same(&w, &s);
+    body_same(&w, &o);
+    return w.last == HTTP_CHUNK_END ? w.consumed : 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* One message at b[0..n): returns how many bytes it took (head and body), or
+ * 0 when the stream cannot go on (an error, an incomplete message). */
+static size_t check_message(const uint8_t *b, size_t n, size_t k, bool response, uint32_t max)
 {
-    if (size < 3)
-        return 0;
-    uint8_t mode = data[0];
-    unsigned sel = mode >> LIMIT_SHIFT;
-    uint32_t max = sel == LIMIT_DEFAULT_SEL ? HTTP_MAX_HEADER_SIZE_DEFAULT
-                                            : LIMIT_BASE + LIMIT_STEP * sel;
-    const uint8_t *b = data + 3;
-    size_t n = size - 3;
-    size_t k = ((size_t)data[1] << 8 | data[2]) % (n + 1);
-
-    if (mode & MODE_CHUNKED_ONLY) {
-        check_chunked(b, n, k, max);
-        return 0;
-    }
-    bool response = mode & MODE_RESPONSE;
     struct outcome w = run_whole(response, max, b, n);
     struct outcome s = run_split(response, max, b, n, k);
     struct outcome o = run_bytes(response, max, b, n);
@@ -389,10 +400,47 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct outcome h = run_whole(response, max, b, head_len);
     check_same(&w, &h, response);
 
-    bool chunked = response ? w.resp.chunked : w.req.chunked;
-    if (chunked) {
-        size_t rest = n - head_len;
-        check_chunked(b + head_len, rest, k < head_len ? 0 : k - head_len, max);
+    size_t rest = n - head_len;
+    if (response ? w.resp.chunked : w.req.chunked) {
+        size_t body = check_chunked(b + head_len, rest, k < head_len ? 0 : k - head_len, max);
+        return body ? head_len + body : 0;
+    }
+    uint64_t cl = response ? w.resp.content_length : w.req.content_length;
+    if (cl > rest)
+        return 0;
+    return head_len + (size_t)cl;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size == 0)
+        return 0;
+    uint8_t mode = 0;
+    uint32_t max = HTTP_MAX_HEADER_SIZE_DEFAULT;
+    const uint8_t *b = data;
+    size_t n = size, k = size / 2;
+    if (data[0] & MODE_HEADER) {
+        if (size < 3)
+            return 0;
+        mode = data[0];
+        unsigned sel = (mode >> LIMIT_SHIFT) & LIMIT_MASK;
+        if (sel != LIMIT_DEFAULT_SEL)
+            max = LIMIT_BASE + LIMIT_STEP * sel;
+        b = data + 3;
+        n = size - 3;
+        k = ((size_t)data[1] << 8 | data[2]) % (n + 1);
+    }
+    if (mode & MODE_CHUNKED_ONLY) {
+        check_chunked(b, n, k, max);
+        return 0;
+    }
+    for (int i = 0; i < MAX_MESSAGES && n > 0; i++) {
+        size_t used = check_message(b, n, k, mode & MODE_RESPONSE, max);
+        if (used == 0)
+            break;
+        b += used;
+        n -= used;
+        k = k > used ? k - used : 0;
     }
     return 0;
 }
