@@ -3,9 +3,16 @@
  * A connection keeps a ring of up to `pipeline` requests in flight. A request
  * is not stored as bytes: it is (type, size, offset into the thread's random
  * pattern), so the bytes to send and the bytes expected back are both read
- * from the pattern. Nothing is allocated per request. Replies are checked byte
- * for byte as they arrive (framed through common/frame.c's decoder, raw by
- * counting), and a request is a success only when its whole reply matched.
+ * from the pattern (client/bench_wire.c encodes them per protocol). Nothing is
+ * allocated per request. Replies are checked byte for byte as they arrive, in
+ * the pass that parses them (framed through common/frame.c's decoder; raw,
+ * redis and memcache against the exact reply expected; http through
+ * client/bench_http.c), and a request is a success only when its whole reply
+ * matched.
+ *
+ * Latencies go into the current second's histogram; when a second ends it is
+ * added to the thread's total and handed to the main thread (one lock per
+ * second) for the per-second series and --hdr-log.
  *
  * Timing. Closed loop: a request's clock starts when it is first offered to
  * sendmsg. Open loop (-R): request k of this thread is due at start + k/rate
@@ -126,7 +133,6 @@ struct conn {
     uint32_t reply_got;     /* payload bytes of the current reply checked */
     uint32_t next_wait, next_ready;
     uint16_t next_off;      /* pattern offset of the next request's payload */
-    bool out_armed;         /* EPOLLOUT is in the epoll set (see conn_want_out) */
     struct frame_decoder dec;
     struct bench_http_decoder *http;    /* http runs only */
     bool http_until_eof;    /* http: this response's body ends with the connection */
@@ -473,7 +479,6 @@ static void conn_start_connect(struct bench_loop *L, struct conn *c)
         conn_connect_failed(L, c, errno);
         return;
     }
-    c->out_armed = true;    /* EPOLLOUT tells when the connect completes */
     if (rc == 0)
         conn_connected(L, c);
     else if (cfg->oneshot)
@@ -488,20 +493,6 @@ static void oneshot_start(struct bench_loop *L, struct conn *c, uint64_t t)
     if (t != 0 && c->ring[c->head].measured)
         hist_record(&L->res->send_lag, L->now > t ? L->now - t : 0);
     conn_start_connect(L, c);
-}
-
-/* Persistent connections watch EPOLLOUT only once a write stalled: every
- * ACK would otherwise wake the loop for a socket that has nothing to send. */
-static void conn_watch_out(struct bench_loop *L, struct conn *c, bool on)
-{
-    if (c->out_armed == on)
-        return;
-    struct epoll_event ev = {
-        .events = EPOLLIN | EPOLLRDHUP | EPOLLET | (on ? EPOLLOUT : 0),
-        .data.ptr = c,
-    };
-    if (epoll_ctl(L->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
-        c->out_armed = on;
 }
 
 static void conn_connected(struct bench_loop *L, struct conn *c)
@@ -520,7 +511,6 @@ static void conn_connected(struct bench_loop *L, struct conn *c)
         mark_dirty(L, c);
         return;
     }
-    conn_watch_out(L, c, false);
     switch (L->cfg->mode) {
     case BENCH_MODE_CLOSED:
         conn_refill(L, c);
@@ -1086,21 +1076,15 @@ static void conn_flush(struct bench_loop *L, struct conn *c)
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                /* EPOLLOUT (edge) says when to go on; once armed it stays
-                 * (a connection that stalled once will again). */
-                conn_watch_out(L, c, true);
-                return;
-            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;     /* EPOLLOUT (edge) says when to go on */
             conn_abort(L, c, BENCH_ERR_RESET, 0);
             return;
         }
         L->res->bytes_out += (uint64_t)w;
         advance_written(L, c, (size_t)w);
-        if ((size_t)w < total) {
-            conn_watch_out(L, c, true);
+        if ((size_t)w < total)
             return;
-        }
     }
     if (oneshot_mode(L) && !c->shut) {
         /* "No more requests": the server answers, then closes. */
