@@ -327,8 +327,41 @@ static void conn_enqueue(struct bench_loop *L, struct conn *c, uint64_t t)
 /* Closed loop: fill c's pipeline. */
 static void conn_refill(struct bench_loop *L, struct conn *c)
 {
-    while (c->count < L->cfg->pipeline && !c->closing && can_issue(L, L->now))
-        conn_enqueue(L, c, 0);
+    uint32_t room = c->count < L->cfg->pipeline ? L->cfg->pipeline - c->count : 0;
+    if (room == 0 || c->closing || !can_issue(L, L->now))
+        return;
+    if (L->fixed_wire_len == 0 || L->now < L->warmup_end_ns) {
+        while (c->count < L->cfg->pipeline && !c->closing && can_issue(L, L->now))
+            conn_enqueue(L, c, 0);
+        return;
+    }
+    /* Fixed requests, measured: the same request `room` times (up to what
+     * -n leaves), with no per-request decisions. */
+    if (L->t->requests > 0 && L->t->requests - L->measured_issued < room)
+        room = (uint32_t)(L->t->requests - L->measured_issued);
+    uint32_t size = L->cfg->size_min;
+    uint32_t off = c->next_off;
+    for (uint32_t i = 0; i < room; i++) {
+        struct req *r = &c->ring[(c->head + c->count + i) & L->ring_mask];
+        r->t_ns = 0;
+        r->offered = 0;
+        r->size = size;
+        r->type = FRAME_ECHO;
+        r->measured = 1;
+        r->wire_len = L->fixed_wire_len;
+        r->pat_off = (uint16_t)off;
+        off += size;
+        if (off >= PATTERN_WINDOW)
+            off %= PATTERN_PERIOD;
+    }
+    c->next_off = (uint16_t)off;
+    if (c->count == 0)
+        c->progress_ns = L->now;
+    c->count += room;
+    L->inflight += room;
+    L->res->issued += room;
+    L->measured_issued += room;
+    mark_dirty(L, c);
 }
 
 /* ---- connections ----------------------------------------------------------- */
@@ -803,9 +836,66 @@ static bool consume_http(struct bench_loop *L, struct conn *c, const uint8_t *p,
  * compared byte for byte as they arrive. A payload that differs is a
  * mismatch of that request; a head or tail that differs means the stream is
  * out of step, and the connection is failed. */
+/* Raw, persistent, the common case: the replies to the oldest written
+ * requests, whole, compared with one memcmp (their payloads lie end to end in
+ * the pattern) and completed in one sweep. Returns the bytes taken; 0 leaves
+ * everything (a mismatch, a partial reply, a wrap in the pattern) to the
+ * request-by-request path. */
+static size_t consume_raw_run(struct bench_loop *L, struct conn *c, const uint8_t *p, size_t n)
+{
+    if (c->reply_bad || c->written == 0)
+        return 0;
+    const struct req *first = &c->ring[c->head];
+    const uint8_t *want = L->pattern + first->pat_off + c->reply_got;
+    size_t span = 0;
+    uint32_t k = 0, end = first->pat_off;
+    while (k < c->written) {
+        const struct req *r = &c->ring[(c->head + k) & L->ring_mask];
+        if (r->pat_off != end)
+            break;      /* the pattern wrapped: the next run starts over */
+        size_t need = r->size - (k == 0 ? c->reply_got : 0);
+        if (span + need > n)
+            break;
+        span += need;
+        end = (uint32_t)r->pat_off + r->size;
+        k++;
+    }
+    if (k == 0 || memcmp(want, p, span) != 0)
+        return 0;
+    /* record_success for k requests that all completed at L->now. */
+    struct bench_result *res = L->res;
+    if (L->now >= L->next_sec_ns)
+        interval_rotate(L, L->now);
+    uint64_t measured = 0, bytes = 0;
+    for (uint32_t i = 0; i < k; i++) {
+        const struct req *r = &c->ring[c->head];
+        if (r->measured) {
+            hist_record(L->cur, L->now > r->t_ns ? L->now - r->t_ns : 0);
+            measured++;
+            bytes += r->size;
+        }
+        c->head = (c->head + 1) & L->ring_mask;
+    }
+    res->ok_total += k;
+    res->ok += measured;
+    res->payload_bytes += bytes;
+    if (measured > 0)
+        res->last_done_ns = L->now;
+    c->count -= k;
+    c->written -= k;
+    L->inflight -= k;
+    c->reply_got = 0;
+    return span;
+}
+
 static bool consume_exact(struct bench_loop *L, struct conn *c, const uint8_t *p, size_t n)
 {
     bool raw = L->cfg->proto == BENCH_PROTO_RAW;
+    if (raw && !oneshot_mode(L)) {
+        size_t took = consume_raw_run(L, c, p, n);
+        p += took;
+        n -= took;
+    }
     while (n > 0) {
         if (c->count == 0 || c->replied) {
             count_error(L, BENCH_ERR_MISMATCH, 1);  /* bytes nobody asked for */
@@ -972,6 +1062,34 @@ static int build_iov(struct bench_loop *L, struct conn *c, struct iovec *iov, si
     size_t used = 0, sum = 0;
     uint32_t skip = c->out_off;
     uint64_t stamp = 0;
+    if (cfg->proto == BENCH_PROTO_RAW && !cfg->oneshot && cfg->mode == BENCH_MODE_CLOSED) {
+        /* Raw closed loop: payloads by pointer, runs of them one iovec. */
+        for (uint32_t i = c->written; i < c->count; i++) {
+            struct req *r = &c->ring[(c->head + i) & L->ring_mask];
+            if (!r->offered) {
+                r->offered = 1;
+                if (stamp == 0)
+                    stamp = bench_now_ns();
+                r->t_ns = stamp;
+            }
+            const uint8_t *p = L->pattern + r->pat_off + skip;
+            size_t l = r->size - skip;
+            skip = 0;
+            if (niov > 0 && (const uint8_t *)iov[niov - 1].iov_base + iov[niov - 1].iov_len == p) {
+                iov[niov - 1].iov_len += l;
+            } else {
+                if (niov == IOV_BATCH)
+                    break;
+                iov[niov].iov_base = (void *)p;
+                iov[niov++].iov_len = l;
+            }
+            sum += l;
+            if (sum >= WRITE_BATCH_MAX)
+                break;
+        }
+        *total = sum;
+        return niov;
+    }
     for (uint32_t i = c->written; i < c->count; i++) {
         struct req *r = &c->ring[(c->head + i) & L->ring_mask];
         if (!r->offered) {
@@ -1020,6 +1138,13 @@ full:
 /* Mark w bytes as written. */
 static void advance_written(struct bench_loop *L, struct conn *c, size_t w)
 {
+    if (L->fixed_wire_len != 0) {
+        /* Every request has the same length: no walk over the ring. */
+        uint64_t done = (uint64_t)c->out_off + w;
+        c->written += (uint32_t)(done / L->fixed_wire_len);
+        c->out_off = (uint32_t)(done % L->fixed_wire_len);
+        return;
+    }
     while (w > 0) {
         const struct req *r = &c->ring[(c->head + c->written) & L->ring_mask];
         size_t left = r->wire_len - c->out_off;
