@@ -1328,6 +1328,7 @@ static void publish_progress(struct bench_loop *L)
     if (L->cfg->progress) {
         pthread_mutex_lock(&p->lock);
         memcpy(&p->snapshot, &L->res->latency, sizeof(p->snapshot));
+        hist_merge(&p->snapshot, L->cur);   /* the second under way too */
         pthread_mutex_unlock(&p->lock);
     }
 }
