@@ -3,9 +3,16 @@
  * A connection keeps a ring of up to `pipeline` requests in flight. A request
  * is not stored as bytes: it is (type, size, offset into the thread's random
  * pattern), so the bytes to send and the bytes expected back are both read
- * from the pattern. Nothing is allocated per request. Replies are checked byte
- * for byte as they arrive (framed through common/frame.c's decoder, raw by
- * counting), and a request is a success only when its whole reply matched.
+ * from the pattern (client/bench_wire.c encodes them per protocol). Nothing is
+ * allocated per request. Replies are checked byte for byte as they arrive, in
+ * the pass that parses them (framed through common/frame.c's decoder; raw,
+ * redis and memcache against the exact reply expected; http through
+ * client/bench_http.c), and a request is a success only when its whole reply
+ * matched.
+ *
+ * Latencies go into the current second's histogram; when a second ends it is
+ * added to the thread's total and handed to the main thread (one lock per
+ * second) for the per-second series and --hdr-log.
  *
  * Timing. Closed loop: a request's clock starts when it is first offered to
  * sendmsg. Open loop (-R): request k of this thread is due at start + k/rate
@@ -126,7 +133,6 @@ struct conn {
     uint32_t reply_got;     /* payload bytes of the current reply checked */
     uint32_t next_wait, next_ready;
     uint16_t next_off;      /* pattern offset of the next request's payload */
-    bool out_armed;         /* EPOLLOUT is in the epoll set (see conn_want_out) */
     struct frame_decoder dec;
     struct bench_http_decoder *http;    /* http runs only */
     bool http_until_eof;    /* http: this response's body ends with the connection */
@@ -321,8 +327,41 @@ static void conn_enqueue(struct bench_loop *L, struct conn *c, uint64_t t)
 /* Closed loop: fill c's pipeline. */
 static void conn_refill(struct bench_loop *L, struct conn *c)
 {
-    while (c->count < L->cfg->pipeline && !c->closing && can_issue(L, L->now))
-        conn_enqueue(L, c, 0);
+    uint32_t room = c->count < L->cfg->pipeline ? L->cfg->pipeline - c->count : 0;
+    if (room == 0 || c->closing || !can_issue(L, L->now))
+        return;
+    if (L->fixed_wire_len == 0 || L->now < L->warmup_end_ns) {
+        while (c->count < L->cfg->pipeline && !c->closing && can_issue(L, L->now))
+            conn_enqueue(L, c, 0);
+        return;
+    }
+    /* Fixed requests, measured: the same request `room` times (up to what
+     * -n leaves), with no per-request decisions. */
+    if (L->t->requests > 0 && L->t->requests - L->measured_issued < room)
+        room = (uint32_t)(L->t->requests - L->measured_issued);
+    uint32_t size = L->cfg->size_min;
+    uint32_t off = c->next_off;
+    for (uint32_t i = 0; i < room; i++) {
+        struct req *r = &c->ring[(c->head + c->count + i) & L->ring_mask];
+        r->t_ns = 0;
+        r->offered = 0;
+        r->size = size;
+        r->type = FRAME_ECHO;
+        r->measured = 1;
+        r->wire_len = L->fixed_wire_len;
+        r->pat_off = (uint16_t)off;
+        off += size;
+        if (off >= PATTERN_WINDOW)
+            off %= PATTERN_PERIOD;
+    }
+    c->next_off = (uint16_t)off;
+    if (c->count == 0)
+        c->progress_ns = L->now;
+    c->count += room;
+    L->inflight += room;
+    L->res->issued += room;
+    L->measured_issued += room;
+    mark_dirty(L, c);
 }
 
 /* ---- connections ----------------------------------------------------------- */
@@ -473,7 +512,6 @@ static void conn_start_connect(struct bench_loop *L, struct conn *c)
         conn_connect_failed(L, c, errno);
         return;
     }
-    c->out_armed = true;    /* EPOLLOUT tells when the connect completes */
     if (rc == 0)
         conn_connected(L, c);
     else if (cfg->oneshot)
@@ -488,20 +526,6 @@ static void oneshot_start(struct bench_loop *L, struct conn *c, uint64_t t)
     if (t != 0 && c->ring[c->head].measured)
         hist_record(&L->res->send_lag, L->now > t ? L->now - t : 0);
     conn_start_connect(L, c);
-}
-
-/* Persistent connections watch EPOLLOUT only once a write stalled: every
- * ACK would otherwise wake the loop for a socket that has nothing to send. */
-static void conn_watch_out(struct bench_loop *L, struct conn *c, bool on)
-{
-    if (c->out_armed == on)
-        return;
-    struct epoll_event ev = {
-        .events = EPOLLIN | EPOLLRDHUP | EPOLLET | (on ? EPOLLOUT : 0),
-        .data.ptr = c,
-    };
-    if (epoll_ctl(L->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
-        c->out_armed = on;
 }
 
 static void conn_connected(struct bench_loop *L, struct conn *c)
@@ -520,7 +544,6 @@ static void conn_connected(struct bench_loop *L, struct conn *c)
         mark_dirty(L, c);
         return;
     }
-    conn_watch_out(L, c, false);
     switch (L->cfg->mode) {
     case BENCH_MODE_CLOSED:
         conn_refill(L, c);
@@ -813,9 +836,66 @@ static bool consume_http(struct bench_loop *L, struct conn *c, const uint8_t *p,
  * compared byte for byte as they arrive. A payload that differs is a
  * mismatch of that request; a head or tail that differs means the stream is
  * out of step, and the connection is failed. */
+/* Raw, persistent, the common case: the replies to the oldest written
+ * requests, whole, compared with one memcmp (their payloads lie end to end in
+ * the pattern) and completed in one sweep. Returns the bytes taken; 0 leaves
+ * everything (a mismatch, a partial reply, a wrap in the pattern) to the
+ * request-by-request path. */
+static size_t consume_raw_run(struct bench_loop *L, struct conn *c, const uint8_t *p, size_t n)
+{
+    if (c->reply_bad || c->written == 0)
+        return 0;
+    const struct req *first = &c->ring[c->head];
+    const uint8_t *want = L->pattern + first->pat_off + c->reply_got;
+    size_t span = 0;
+    uint32_t k = 0, end = first->pat_off;
+    while (k < c->written) {
+        const struct req *r = &c->ring[(c->head + k) & L->ring_mask];
+        if (r->pat_off != end)
+            break;      /* the pattern wrapped: the next run starts over */
+        size_t need = r->size - (k == 0 ? c->reply_got : 0);
+        if (span + need > n)
+            break;
+        span += need;
+        end = (uint32_t)r->pat_off + r->size;
+        k++;
+    }
+    if (k == 0 || memcmp(want, p, span) != 0)
+        return 0;
+    /* record_success for k requests that all completed at L->now. */
+    struct bench_result *res = L->res;
+    if (L->now >= L->next_sec_ns)
+        interval_rotate(L, L->now);
+    uint64_t measured = 0, bytes = 0;
+    for (uint32_t i = 0; i < k; i++) {
+        const struct req *r = &c->ring[c->head];
+        if (r->measured) {
+            hist_record(L->cur, L->now > r->t_ns ? L->now - r->t_ns : 0);
+            measured++;
+            bytes += r->size;
+        }
+        c->head = (c->head + 1) & L->ring_mask;
+    }
+    res->ok_total += k;
+    res->ok += measured;
+    res->payload_bytes += bytes;
+    if (measured > 0)
+        res->last_done_ns = L->now;
+    c->count -= k;
+    c->written -= k;
+    L->inflight -= k;
+    c->reply_got = 0;
+    return span;
+}
+
 static bool consume_exact(struct bench_loop *L, struct conn *c, const uint8_t *p, size_t n)
 {
     bool raw = L->cfg->proto == BENCH_PROTO_RAW;
+    if (raw && !oneshot_mode(L)) {
+        size_t took = consume_raw_run(L, c, p, n);
+        p += took;
+        n -= took;
+    }
     while (n > 0) {
         if (c->count == 0 || c->replied) {
             count_error(L, BENCH_ERR_MISMATCH, 1);  /* bytes nobody asked for */
@@ -982,6 +1062,34 @@ static int build_iov(struct bench_loop *L, struct conn *c, struct iovec *iov, si
     size_t used = 0, sum = 0;
     uint32_t skip = c->out_off;
     uint64_t stamp = 0;
+    if (cfg->proto == BENCH_PROTO_RAW && !cfg->oneshot && cfg->mode == BENCH_MODE_CLOSED) {
+        /* Raw closed loop: payloads by pointer, runs of them one iovec. */
+        for (uint32_t i = c->written; i < c->count; i++) {
+            struct req *r = &c->ring[(c->head + i) & L->ring_mask];
+            if (!r->offered) {
+                r->offered = 1;
+                if (stamp == 0)
+                    stamp = bench_now_ns();
+                r->t_ns = stamp;
+            }
+            const uint8_t *p = L->pattern + r->pat_off + skip;
+            size_t l = r->size - skip;
+            skip = 0;
+            if (niov > 0 && (const uint8_t *)iov[niov - 1].iov_base + iov[niov - 1].iov_len == p) {
+                iov[niov - 1].iov_len += l;
+            } else {
+                if (niov == IOV_BATCH)
+                    break;
+                iov[niov].iov_base = (void *)p;
+                iov[niov++].iov_len = l;
+            }
+            sum += l;
+            if (sum >= WRITE_BATCH_MAX)
+                break;
+        }
+        *total = sum;
+        return niov;
+    }
     for (uint32_t i = c->written; i < c->count; i++) {
         struct req *r = &c->ring[(c->head + i) & L->ring_mask];
         if (!r->offered) {
@@ -1030,6 +1138,13 @@ full:
 /* Mark w bytes as written. */
 static void advance_written(struct bench_loop *L, struct conn *c, size_t w)
 {
+    if (L->fixed_wire_len != 0) {
+        /* Every request has the same length: no walk over the ring. */
+        uint64_t done = (uint64_t)c->out_off + w;
+        c->written += (uint32_t)(done / L->fixed_wire_len);
+        c->out_off = (uint32_t)(done % L->fixed_wire_len);
+        return;
+    }
     while (w > 0) {
         const struct req *r = &c->ring[(c->head + c->written) & L->ring_mask];
         size_t left = r->wire_len - c->out_off;
@@ -1086,21 +1201,15 @@ static void conn_flush(struct bench_loop *L, struct conn *c)
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                /* EPOLLOUT (edge) says when to go on; once armed it stays
-                 * (a connection that stalled once will again). */
-                conn_watch_out(L, c, true);
-                return;
-            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;     /* EPOLLOUT (edge) says when to go on */
             conn_abort(L, c, BENCH_ERR_RESET, 0);
             return;
         }
         L->res->bytes_out += (uint64_t)w;
         advance_written(L, c, (size_t)w);
-        if ((size_t)w < total) {
-            conn_watch_out(L, c, true);
+        if ((size_t)w < total)
             return;
-        }
     }
     if (oneshot_mode(L) && !c->shut) {
         /* "No more requests": the server answers, then closes. */
@@ -1219,6 +1328,7 @@ static void publish_progress(struct bench_loop *L)
     if (L->cfg->progress) {
         pthread_mutex_lock(&p->lock);
         memcpy(&p->snapshot, &L->res->latency, sizeof(p->snapshot));
+        hist_merge(&p->snapshot, L->cur);   /* the second under way too */
         pthread_mutex_unlock(&p->lock);
     }
 }

@@ -2,12 +2,16 @@
  *
  *     echobench [-H host] [-p port] [-U path] [-t threads] [-c conns] [-P depth]
  *               [-s size|min-max] [-d s | -n count] [-w s] [-R rate] ...
+ *     echobench merge [--json] A.json B.json ...
  *
  * This file only orchestrates: it parses options into a struct bench_config,
  * raises the descriptor limit, starts the load threads (client/bench_loop.c),
- * prints a progress line each second, then merges the threads' results and
- * reports them (client/bench_report.c). docs/echobench.md has the details and
- * the --json schema.
+ * prints a progress line each second, collects the threads' seconds for the
+ * series and --hdr-log (client/hdr_log.c), merges the threads' results and
+ * reports them (client/bench_report.c), once or once per staircase step, and
+ * turns --slo (client/bench_slo.c) into the exit status. `merge` is
+ * client/bench_merge.c. docs/echobench.md has the details and the --json
+ * schema.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -54,8 +58,9 @@ enum exit_code {
 
 static const char usage_text[] =
     "usage: echobench [options]\n"
+    "       echobench merge [--json] A.json B.json ...   (runs of several hosts, exactly)\n"
     "\n"
-    "Load generator for echod (or, with --proto raw, any echo server).\n"
+    "Load generator for echod, plain echo servers, redis, memcached and HTTP servers.\n"
     "\n"
     "target:\n"
     "  -H HOST          server host (default 127.0.0.1, ::1 with -6)\n"
@@ -66,8 +71,8 @@ static const char usage_text[] =
     "  -t THREADS       load threads, each one epoll loop (default 1)\n"
     "  -c CONNS         connections in total, spread over the threads (default 50)\n"
     "  -P DEPTH         requests in flight per connection (pipeline; default 1)\n"
-    "  -s SIZE|MIN-MAX  ECHO payload bytes, fixed or uniform in MIN..MAX; K/M suffixes\n"
-    "                   (binary) allowed (default 64)\n"
+    "  -s SIZE|MIN-MAX  payload bytes, fixed or uniform in MIN..MAX; K/M suffixes\n"
+    "                   (binary) allowed (default 64; http: 0, a GET)\n"
     "  --mix E:P        weights of ECHO and PING requests, e.g. 9:1 (default 1:0)\n"
     "  -d SECONDS       measured duration (default 10 unless -n)\n"
     "  -n COUNT         measured requests in total instead of a duration (k/M/G allowed)\n"
@@ -75,16 +80,29 @@ static const char usage_text[] =
     "  -R RATE          open loop: RATE requests/s over all connections (with --oneshot,\n"
     "                   connections/s); latency counts from each request's intended send\n"
     "                   time, so a stall cannot hide (no coordinated omission)\n"
+    "  -R START:END:STEP, --steps R1,R2,...\n"
+    "                   a staircase of open-loop runs, a line each; reports the knee (the\n"
+    "                   highest rate that met --slo) and stops at the first step missing it\n"
+    "  --slo TERMS      e.g. 'p99<2ms,p99.9<10ms,errors<0.1%,rate>=95%': exit 0 when all\n"
+    "                   hold, 4 when one is missed\n"
     "  -T SECONDS       a request or connect without progress this long fails (default 10)\n"
     "  --oneshot        a connection per request: connect, send, shutdown(SHUT_WR), read\n"
     "                   to EOF, close; reports connections/s and connect time apart\n"
     "  --no-spread      with --oneshot to 127.x: do not spread source addresses over 127/8\n"
     "  --idle           open the connections and hold them for -d seconds, no requests\n"
-    "  --proto P        framed (echod, default) or raw (plain echo, RFC 862)\n"
+    "  --proto P        framed (echod, default), raw (plain echo, RFC 862), redis (RESP\n"
+    "                   ECHO), memcache (meta no-op mn) or http (HTTP/1.1 GET or POST)\n"
+    "  --path PATH      http: the request path (default /)\n"
+    "  -H 'Name: value', --header 'Name: value'\n"
+    "                   http: a request header (repeatable)\n"
+    "  --no-check-body  http: accept any 2xx body to a POST (servers that do not echo)\n"
     "  --spin           busy-poll instead of sleeping: open-loop sends leave on time even\n"
     "                   where waking a sleeping CPU is slow (VMs), at one CPU per thread\n"
+    "  --start-at TIME  begin at TIME (seconds since the epoch, or HH:MM[:SS] UTC), so\n"
+    "                   several hosts run together\n"
     "output:\n"
     "  --json           one JSON object on stdout instead of the text report\n"
+    "  --hdr-log FILE   each second's latency histogram in HdrHistogram's interval log\n"
     "  --latency-csv F  write the latency percentile distribution to F (CSV)\n"
     "  --progress       a progress line on stderr each second (default when a TTY)\n"
     "  --no-progress\n"
@@ -92,20 +110,22 @@ static const char usage_text[] =
     "\n"
     "Every reply byte is checked. Errors are counted by kind: connect_refused,\n"
     "connect_timeout, connect_other, ports_exhausted, reset, closed, timeout,\n"
-    "mismatch and error frames by code; a failed request never counts as a success.\n"
+    "mismatch, fd_limit, error frames and HTTP statuses by code; a failed request\n"
+    "never counts as a success.\n"
     "\n"
     "--json prints one object: tool, version, target, proto, mode (closed|open|idle),\n"
     "oneshot, threads, connections, pipeline, size_min, size_max, ping_ratio,\n"
     "rate_target, warmup_s, duration_s, requests, requests_per_s, connections_per_s,\n"
     "payload_bytes, mb_per_s, latency_us {count min p50 p90 p99 p99_9 p99_99 max mean\n"
-    "stdev}, connect_us, send_lag_us, errors {total, <kind>..., error_frames {code: n}},\n"
-    "totals "
-    "{issued ok bytes_out bytes_in connections_opened connections_max_open}, stalled,\n"
-    "client_cpu_s, client_wall_s (echobench's own CPU time and run time).\n"
+    "stdev}, connect_us, send_lag_us, errors {total, <kind>..., error_frames {code: n},\n"
+    "http_status {code: n}}, totals {issued ok bytes_out bytes_in connections_opened\n"
+    "connections_max_open}, stalled, client_cpu_s, client_wall_s,\n"
+    "client_cpu_us_per_request, client_busy_max, notes [...], slo, steps, knee_rate,\n"
+    "window_start_unix, window_end_unix, series [...], histograms {...}.\n"
     "See docs/echobench.md.\n"
     "\n"
     "exit status: 0 all requests succeeded; 1 some failed (or none succeeded);\n"
-    "2 usage error; 3 the target could not be used at all.\n";
+    "2 usage error; 3 the target could not be used at all; 4 --slo missed.\n";
 
 static atomic_bool stop_flag;
 /* --start-at: the wall-clock time the (first) run begins; 0: at once. */

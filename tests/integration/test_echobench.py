@@ -141,6 +141,23 @@ def test_corrupted_raw_echo_is_caught():
     assert r["requests"] + r["errors"]["total"] <= 200
 
 
+def test_raw_pipelined_runs_checked_across_pattern_wraps():
+    # Fixed sizes take the batch paths (one memcmp per run of replies); 1000 B
+    # payloads wrap the pattern every 16 requests.
+    with FaultyServer("--proto", "raw") as srv:
+        r = echobench_json(srv.addr, "--proto", "raw", "-c", "3", "-P", "16", "-s", "1000",
+                           "-n", "6000")
+        assert r["errors"]["total"] == 0, r["errors"]
+        assert r["requests"] == r["totals"]["issued"] == 6000
+        assert r["payload_bytes"] == 6000 * 1000
+    with FaultyServer("--proto", "raw", "--corrupt-every", "7") as srv:
+        r = echobench_json(srv.addr, "--proto", "raw", "-c", "2", "-P", "16", "-s", "64",
+                           "-n", "4000", expect_rc=1)
+    assert r["errors"]["mismatch"] >= 1, r["errors"]
+    # Every request is either a success or a mismatch, never both, never lost.
+    assert r["requests"] + r["errors"]["total"] == r["totals"]["issued"] == 4000
+
+
 def test_stalling_server_shows_a_latency_tail():
     stall_ms = 500
     with FaultyServer("--stall-every", "100", "--stall-ms", str(stall_ms)) as srv:

@@ -121,8 +121,10 @@ def test_series_adds_up_to_the_run(echod):
     assert sum(e["requests"] for e in s) == r["requests"]
     assert all(e["errors"] == 0 for e in s)
     for e in s[:3]:
-        assert e["length_s"] == 1.0 and abs(e["rate"] - 400) <= 40, e
+        assert e["length_s"] == 1.0 and e["requests"] > 0, e
         assert 0 < e["p50_us"] <= e["p99_us"] <= e["max_us"]
+    # Open loop: what fell due in a second is answered in it, or just after.
+    assert abs(sum(e["requests"] for e in s[:3]) - 1200) <= 0.1 * 1200, s
 
 
 def split_in_two(r):

@@ -20,7 +20,7 @@ import time
 import pytest
 
 from client_tools import ECHOBENCH, FaultyServer, echobench_json, run
-from conftest import bound, free_port
+from conftest import bound, free_port, split_scheme
 
 START_TIMEOUT = 10.0
 
@@ -247,6 +247,42 @@ def test_http_path_and_headers_reach_the_server(nginx):
     p = run(ECHOBENCH, ["--proto", "http", "-p", "1", "--oneshot", "-H", "Bad header"],
             timeout=bound(10))
     assert p.returncode == 3    # "Bad header" is not a header, so it is the host
+
+
+# ---- echod's own listeners ---------------------------------------------------------------
+
+
+def test_http_against_echod(echod_factory):
+    d = echod_factory(listen=["http://127.0.0.1"])
+    addr = split_scheme(d.addr_of("http"))[1]
+    # POST: echod echoes the body, and every byte of it is checked.
+    r = echobench_json(addr, "--proto", "http", "-s", "1-3000", "-c", "4", "-P", "4",
+                       "-n", "3000")
+    assert r["errors"]["total"] == 0, r["errors"]
+    assert r["requests"] == 3000
+    # GET: the body is the request head echoed; read to its end, not compared.
+    r = echobench_json(addr, "--proto", "http", "-c", "2", "-P", "8", "-n", "2000",
+                       "-H", "X-Probe: 1")
+    assert r["errors"]["total"] == 0 and r["requests"] == 2000
+    r = echobench_json(addr, "--proto", "http", "--oneshot", "-s", "100", "-c", "2",
+                       "-n", "200")
+    assert r["errors"]["total"] == 0 and r["requests"] == 200
+    assert r["totals"]["connections_opened"] == 200
+    # A status chosen by the query string is counted by code.
+    r = echobench_json(addr, "--proto", "http", "--path", "/?status=503", "-c", "1",
+                       "-n", "20", expect_rc=1)
+    assert r["errors"]["http_status"] == {"503": 20}, r["errors"]
+
+
+def test_raw_against_echod(echod_factory):
+    d = echod_factory(listen=["raw://127.0.0.1"])
+    addr = split_scheme(d.addr_of("raw"))[1]
+    r = echobench_json(addr, "--proto", "raw", "-c", "4", "-P", "16", "-s", "64",
+                       "-n", "20000")
+    assert r["errors"]["total"] == 0, r["errors"]
+    assert r["requests"] == 20000
+    r = echobench_json(addr, "--proto", "raw", "--oneshot", "-c", "2", "-n", "200")
+    assert r["errors"]["total"] == 0 and r["requests"] == 200
 
 
 # ---- http against an echo server ------------------------------------------------------
