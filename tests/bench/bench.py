@@ -52,6 +52,9 @@ KEEP = os.environ.get("BENCH_KEEP", "") not in ("", "0")
 SERVER_CPU = os.environ.get("BENCH_SERVER_CPU", "")
 CLIENT_CPU = os.environ.get("BENCH_CLIENT_CPU", "")
 ONLY = os.environ.get("BENCH_ONLY", "")     # comma-separated row keys, for experiments
+# Niceness of servers and client (root may go below 0): on a machine busy with
+# other work, a negative value keeps that work from stretching every run.
+NICE = os.environ.get("BENCH_NICE", "0")
 # Connections held for the idle-memory row.
 IDLE_CONNS = 10000
 # A core at least this busy during a run is what limited it.
@@ -72,7 +75,9 @@ def free_port():
 
 
 def pinned(cpu, argv):
-    return (["taskset", "-c", cpu] + argv) if cpu else argv
+    if cpu:
+        argv = ["taskset", "-c", cpu] + argv
+    return (["nice", "-n", NICE] + argv) if NICE not in ("", "0") else argv
 
 
 def task_cpu_ns(pid):
@@ -239,10 +244,17 @@ def make_nginx(work):
     os.makedirs(os.path.join(prefix, "tmp"), exist_ok=True)
     conf = os.path.join(prefix, "nginx.conf")
     tmp = os.path.join(prefix, "tmp")
+    # nginx-light's echo module lets nginx echo a POST body as echod does;
+    # without it the POST row has no nginx cell.
+    echo_so = "/usr/lib/nginx/modules/ngx_http_echo_module.so"
+    has_echo = os.path.exists(echo_so)
+    load = f"load_module {echo_so};\n" if has_echo else ""
+    echo = ("echo_read_request_body; echo_request_body;" if has_echo else "return 404;")
     with open(conf, "w") as f:
         # One process (no master), no logs per request, keep-alive without
-        # limits, and every temp path inside the scratch directory.
-        f.write(f"""daemon off;
+        # limits, request bodies kept in memory, and every temp path inside
+        # the scratch directory.
+        f.write(load + f"""daemon off;
 master_process off;
 worker_processes 1;
 worker_rlimit_nofile {4 * IDLE_CONNS};
@@ -259,15 +271,18 @@ http {{
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
     client_max_body_size 16m;
+    client_body_buffer_size 1m;
     server {{
         listen 127.0.0.1:{port} backlog=4096;
         location / {{ return 200 "ok\\n"; }}
+        location /echo {{ {echo} }}
     }}
 }}
 """)
     s = Server("nginx", [exe, "-p", prefix, "-c", conf], [port], work,
                tool_version([exe, "-v"], lambda s: s.split("\n")[0].replace("nginx version: ", "")))
     s.proto_ports = {"http": port}
+    s.missing = {} if has_echo else {"/echo": "nginx has no echo module (Debian's nginx-light)"}
     return s
 
 
@@ -363,7 +378,8 @@ def rows():
          ["-c", "50", "-P", "1", "-s", "0"], [("nginx", "http"), ("echod", "http")], "nginx"),
         ("http16", "HTTP GET keep-alive, 50 conns, pipeline 16", "req/s",
          ["-c", "50", "-P", "16", "-s", "0"], [("nginx", "http"), ("echod", "http")], "nginx"),
-        ("post", "HTTP POST 64 KiB, 50 conns", "MiB/s", ["-c", "50", "-P", "1", "-s", "64K"],
+        ("post", "HTTP POST 64 KiB echoed, 50 conns", "MiB/s",
+         ["-c", "50", "-P", "1", "-s", "64K", "--path", "/echo"],
          [("nginx", "http"), ("echod", "http")], "nginx"),
     ]
 
@@ -380,6 +396,9 @@ def why_skipped(servers, name, proto, args):
         return s
     if proto not in s.proto_ports:
         return f"echod has no {proto} listener"
+    for needed, why in getattr(s, "missing", {}).items():
+        if needed in args:
+            return why
     return proto_missing(proto, args)
 
 
@@ -412,6 +431,7 @@ def bench(work, servers):
         else:
             servers[make.__name__[5:]] = s
     results = {"date": datetime.date.today().isoformat(), "seconds": SECONDS, "warmup": WARMUP,
+               "nice": NICE,
                "repeat": REPEAT, "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU,
                "versions": {n: (s.version if isinstance(s, Server) else None)
                             for n, s in servers.items()},
@@ -588,6 +608,8 @@ def render(results):
                f"loop, plain echo); peers: {peers or 'none installed'}; one client for all: echobench")
     pin = (f"servers on CPU {results['server_cpu']}, echobench on CPU {results['client_cpu']}"
            if results["server_cpu"] else "not pinned (fewer than 2 CPUs)")
+    if results.get("nice", "0") not in ("", "0"):
+        pin += f", all at nice {results['nice']}"
     out.append(f"- loopback, {pin}; {results['seconds']:g} s measured after {results['warmup']:g} s "
                f"warm-up per run, {results['repeat']} runs per cell: median (min-max)")
     out.append("- CPU = CPU time per request (per connection for oneshot, per MiB for the MiB/s "
@@ -595,9 +617,9 @@ def render(results):
                "over the measured window; busy = share of its core each used; limit = the core "
                f"at >= {100 * LIMIT_BUSY:.0f}% busy; ratios against the row's first server")
     out.append("")
-    out.append("| benchmark | server | rate | server CPU | client CPU | busy server / client "
-               "| limit | rate ratio | CPU ratio |")
-    out.append("|---|---|---:|---:|---:|---:|---|---:|---:|")
+    out.append("| benchmark | server | rate | p50 latency | server CPU | client CPU "
+               "| busy server / client | limit | rate ratio | CPU ratio |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---|---:|---:|")
     for row in results["rows"]:
         if row["unit"] == "rss":
             render_idle(out, row)
@@ -615,7 +637,7 @@ def render(results):
             label = row["label"]
             if "skipped" in cell:
                 out.append(f"| {label} | {cell['server']} | skipped: {cell['skipped']} "
-                           "| | | | | | |")
+                           "| | | | | | | |")
                 continue
             cell["mib_per_request"] = mib_per_request(row["args"])
             rate, srv, cli = row_values(cell, row["unit"])
@@ -625,7 +647,9 @@ def render(results):
             if ref is not None:
                 rr = ratio(rate[0] if rate else None, ref[0][0] if ref[0] else None)
                 cr = ratio(srv[0] if srv else None, ref[1][0] if ref[1] else None)
-            out.append(f"| {label} | {cell['server']} | {fmt_rate(rate, row['unit'])} | "
+            p50 = med([s["latency_us"]["p50"] for s in cell["samples"]])
+            lat = f"{p50[0]:,.0f} us" if p50 else "n/a"
+            out.append(f"| {label} | {cell['server']} | {fmt_rate(rate, row['unit'])} | {lat} | "
                        f"{fmt_us(srv, per)} | {fmt_us(cli, per)} | {busy} | {who} | {rr} | {cr} |")
     out.append("")
     return "\n".join(out) + "\n"
@@ -649,8 +673,8 @@ def render_latency(out, row):
         who, busy = limit(cell["samples"])
         pr = ratio(p50[0], ref[0][0]) if ref else "n/a"
         cr = ratio(srv[0] if srv else None, ref[2][0] if ref and ref[2] else None)
-        out.append(f"| {row['label']} | {cell['server']} | p50 {p50[0]:.0f} ({p50[1]:.0f}-{p50[2]:.0f})"
-                   f" / p99 {p99[0]:.0f} ({p99[1]:.0f}-{p99[2]:.0f}) us | {fmt_us(srv, '/req')} | "
+        out.append(f"| {row['label']} | {cell['server']} | p99 {p99[0]:,.0f} ({p99[1]:,.0f}-{p99[2]:,.0f})"
+                   f" us | {p50[0]:,.0f} ({p50[1]:,.0f}-{p50[2]:,.0f}) us | {fmt_us(srv, '/req')} | "
                    f"{fmt_us(cli, '/req')} | {busy} | {who} | {pr} (p50) | {cr} |")
 
 
@@ -661,11 +685,11 @@ def render_idle(out, row):
     for cell in row["cells"]:
         if "skipped" in cell:
             out.append(f"| {row['label']} | {cell['server']} | skipped: {cell['skipped']} "
-                       "| | | | | | |")
+                       "| | | | | | | |")
             continue
         per = per_conn(cell)
         out.append(f"| {row['label']} | {cell['server']} | {cell['peak_kib'] / 1024:.1f} MiB RSS "
-                   f"({cell['held']:,} held) | {per:,.0f} B/conn | | | | | "
+                   f"({cell['held']:,} held) | | {per:,.0f} B/conn | | | | | "
                    f"{ratio(per, ref)} (B/conn) |")
 
 
