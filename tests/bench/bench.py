@@ -41,7 +41,7 @@ import tempfile
 import time
 
 BUILD = "build"
-ECHOD = os.path.join(BUILD, "echod")
+ECHOD = os.environ.get("BENCH_ECHOD", os.path.join(BUILD, "echod"))
 ECHOBENCH = os.path.join(BUILD, "echobench")
 BARE = os.path.join(BUILD, "bare_echo")
 
@@ -55,6 +55,11 @@ ONLY = os.environ.get("BENCH_ONLY", "")     # comma-separated row keys, for expe
 # Niceness of servers and client (root may go below 0): on a machine busy with
 # other work, a negative value keeps that work from stretching every run.
 NICE = os.environ.get("BENCH_NICE", "0")
+# BENCH_SCHED=fifo runs servers and client under SCHED_FIFO (chrt -f 1): on a
+# machine busy with other work, a ping-pong otherwise waits for the CPU after
+# every wake-up and the rates measure the queue, not the servers. It leaves
+# the other work only what RT throttling keeps free (5%) while a run lasts.
+SCHED = os.environ.get("BENCH_SCHED", "")
 # Connections held for the idle-memory row.
 IDLE_CONNS = 10000
 # A core at least this busy during a run is what limited it.
@@ -77,14 +82,18 @@ def free_port():
 def pinned(cpu, argv):
     if cpu:
         argv = ["taskset", "-c", cpu] + argv
+    if SCHED == "fifo":
+        argv = ["chrt", "-f", "1"] + argv
     return (["nice", "-n", NICE] + argv) if NICE not in ("", "0") else argv
 
 
 def task_cpu_ns(pid):
-    """CPU time (ns) of every thread of PID, from schedstat; None once gone."""
+    """(CPU time in ns summed over the threads of PID from schedstat, their
+    ids), or None once it is gone. A thread that exits takes its time with
+    it, so two samples compare only over the same set of threads."""
     total = 0
     try:
-        tasks = os.listdir(f"/proc/{pid}/task")
+        tasks = frozenset(os.listdir(f"/proc/{pid}/task"))
     except OSError:
         return None
     for t in tasks:
@@ -92,8 +101,8 @@ def task_cpu_ns(pid):
             with open(f"/proc/{pid}/task/{t}/schedstat") as f:
                 total += int(f.read().split()[0])
         except (OSError, ValueError, IndexError):
-            pass    # a thread that just exited
-    return total
+            return None     # a thread that just exited
+    return total, tasks
 
 
 def rss_kib(pid):
@@ -315,10 +324,10 @@ def run_echobench(server, proto, args, work, tag):
     rate = r["connections_per_s"] if r.get("oneshot") else r["requests_per_s"]
     sample = {"tag": tag, "rate": rate, "mb_per_s": r["mb_per_s"], "ok": r["totals"]["ok"],
               "errors": r["errors"]["total"], "latency_us": r["latency_us"], "exit": rc}
-    if s1 and s2 and s2[0] > s1[0]:
+    if s1 and s2 and s2[0] > s1[0] and s1[1][1] == s2[1][1] and s1[2][1] == s2[2][1]:
         dt = s2[0] - s1[0]
-        srv = (s2[1] - s1[1]) / 1e9
-        cli = (s2[2] - s1[2]) / 1e9
+        srv = (s2[1][0] - s1[1][0]) / 1e9
+        cli = (s2[2][0] - s1[2][0]) / 1e9
         sample["server_busy"] = srv / dt
         sample["client_busy"] = cli / dt
         # CPU per request: the CPU rate over the request rate, both from the
@@ -403,6 +412,10 @@ def why_skipped(servers, name, proto, args):
 
 
 def main():
+    if SCHED == "fifo":
+        # The sampling must not wait behind other work either (above the
+        # runs' priority 1; it sleeps between samples).
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(2))
     os.makedirs(BUILD, exist_ok=True)
     work = tempfile.mkdtemp(prefix="bench-run.", dir=BUILD)
     servers = {}
@@ -431,7 +444,7 @@ def bench(work, servers):
         else:
             servers[make.__name__[5:]] = s
     results = {"date": datetime.date.today().isoformat(), "seconds": SECONDS, "warmup": WARMUP,
-               "nice": NICE,
+               "nice": NICE, "sched": SCHED,
                "repeat": REPEAT, "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU,
                "versions": {n: (s.version if isinstance(s, Server) else None)
                             for n, s in servers.items()},
@@ -455,8 +468,7 @@ def bench(work, servers):
         print(f"running {key} ({len(live)} servers x {REPEAT}) ...", file=sys.stderr)
         for i in range(REPEAT):
             for cell, server, proto in live:
-                cell["samples"].append(run_echobench(server, proto, args, work,
-                                                     f"{key}.{cell['name']}.{proto}.{i}"))
+                take_sample(cell, server, proto, args, work, f"{key}.{cell['name']}.{proto}.{i}")
         results["rows"].append(row)
         if key == "mib":
             if not wanted or "idle" in wanted:
@@ -467,9 +479,25 @@ def bench(work, servers):
     return results
 
 
+def take_sample(cell, server, proto, args, work, tag):
+    """One more run for CELL; a run that fails marks the cell failed, and the
+    rest of the matrix goes on."""
+    if "failed" in cell:
+        return
+    try:
+        cell["samples"].append(run_echobench(server, proto, args, work, tag))
+    except RuntimeError as e:
+        cell["failed"] = str(e).splitlines()[0][:160]
+        print(f"bench: {tag}: {cell['failed']}", file=sys.stderr)
+
+
 def latency_row(work, servers, p1):
     """p50/p99 at half of echod's pipeline-1 peak, the same rate for echod and floor."""
     echod = next(c for c in p1["cells"] if c["server"] == "echod")
+    if "failed" in echod:
+        return {"key": "half", "label": "p50 / p99 at half echod's pipeline-1 peak",
+                "unit": "latency", "ref": "floor", "cells": [
+                    {"server": "echod", "name": "echod", "skipped": "the pipeline-1 run failed"}]}
     rate = int(statistics.median(s["rate"] for s in echod["samples"]) / 2)
     args = ["-c", "50", "-P", "1", "-s", "64", "-R", str(rate)]
     row = {"key": "half", "label": f"p50 / p99 at {rate:,} req/s (half echod's pipeline-1 peak)",
@@ -481,8 +509,7 @@ def latency_row(work, servers, p1):
               servers["floor"], "raw")]
     for i in range(REPEAT):
         for cell, server, proto in cells:
-            cell["samples"].append(run_echobench(server, proto, args, work,
-                                                 f"half.{cell['name']}.{i}"))
+            take_sample(cell, server, proto, args, work, f"half.{cell['name']}.{i}")
     row["cells"] = [c for c, _, _ in cells]
     return row
 
@@ -610,6 +637,8 @@ def render(results):
            if results["server_cpu"] else "not pinned (fewer than 2 CPUs)")
     if results.get("nice", "0") not in ("", "0"):
         pin += f", all at nice {results['nice']}"
+    if results.get("sched") == "fifo":
+        pin += ", all SCHED_FIFO (chrt -f 1)"
     out.append(f"- loopback, {pin}; {results['seconds']:g} s measured after {results['warmup']:g} s "
                f"warm-up per run, {results['repeat']} runs per cell: median (min-max)")
     out.append("- CPU = CPU time per request (per connection for oneshot, per MiB for the MiB/s "
@@ -629,7 +658,9 @@ def render(results):
             continue
         ref = None
         for cell in row["cells"]:
-            if cell["name"] == row["ref"] and "samples" in cell:
+            if "failed" in cell and "skipped" not in cell:
+                cell["skipped"] = "failed: " + cell["failed"]
+            if cell["name"] == row["ref"] and "samples" in cell and "skipped" not in cell:
                 cell["mib_per_request"] = mib_per_request(row["args"])
                 rate, srv, _ = row_values(cell, row["unit"])
                 ref = (rate, srv)
@@ -649,7 +680,9 @@ def render(results):
                 cr = ratio(srv[0] if srv else None, ref[1][0] if ref[1] else None)
             p50 = med([s["latency_us"]["p50"] for s in cell["samples"]])
             lat = f"{p50[0]:,.0f} us" if p50 else "n/a"
-            out.append(f"| {label} | {cell['server']} | {fmt_rate(rate, row['unit'])} | {lat} | "
+            errors = sum(s["errors"] for s in cell["samples"])
+            shown = fmt_rate(rate, row["unit"]) + (f", {errors:,} errors" if errors else "")
+            out.append(f"| {label} | {cell['server']} | {shown} | {lat} | "
                        f"{fmt_us(srv, per)} | {fmt_us(cli, per)} | {busy} | {who} | {rr} | {cr} |")
     out.append("")
     return "\n".join(out) + "\n"
@@ -663,6 +696,13 @@ def mib_per_request(args):
 
 
 def render_latency(out, row):
+    for cell in row["cells"]:
+        if "failed" in cell and "skipped" not in cell:
+            cell["skipped"] = "failed: " + cell["failed"]
+        if "skipped" in cell:
+            out.append(f"| {row['label']} | {cell['server']} | skipped: {cell['skipped']} "
+                       "| | | | | | | |")
+    row = dict(row, cells=[c for c in row["cells"] if "skipped" not in c])
     def values(cell):
         ss = cell["samples"]
         return (med([s["latency_us"]["p50"] for s in ss]), med([s["latency_us"]["p99"] for s in ss]),
