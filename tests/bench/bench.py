@@ -516,8 +516,10 @@ def latency_row(work, servers, p1):
 
 def idle_row(work, servers):
     """Peak RSS of each server while echobench holds IDLE_CONNS idle connections."""
+    # The floor's RSS hardly moves (its table of connections is allocated at
+    # start), so the peers are compared with echod here.
     row = {"key": "idle", "label": f"RSS holding {IDLE_CONNS:,} idle conns", "unit": "rss",
-           "ref": "floor", "cells": []}
+           "ref": "echod", "cells": []}
     print("running idle ...", file=sys.stderr)
     for name, proto in (("echod", "framed"), ("floor", "raw"), ("redis", "redis"),
                         ("memcached", "memcache"), ("nginx", "http")):
@@ -644,7 +646,8 @@ def render(results):
     out.append("- CPU = CPU time per request (per connection for oneshot, per MiB for the MiB/s "
                "rows) of the server (all threads, /proc/PID/task/*/schedstat) and of echobench, "
                "over the measured window; busy = share of its core each used; limit = the core "
-               f"at >= {100 * LIMIT_BUSY:.0f}% busy; ratios against the row's first server")
+               f"at >= {100 * LIMIT_BUSY:.0f}% busy (both: server and client); ratios against the floor "
+               "(HTTP rows: nginx; idle row: echod)")
     out.append("")
     out.append("| benchmark | server | rate | p50 latency | server CPU | client CPU "
                "| busy server / client | limit | rate ratio | CPU ratio |")
