@@ -41,7 +41,7 @@ import tempfile
 import time
 
 BUILD = "build"
-ECHOD = os.path.join(BUILD, "echod")
+ECHOD = os.environ.get("BENCH_ECHOD", os.path.join(BUILD, "echod"))
 ECHOBENCH = os.path.join(BUILD, "echobench")
 BARE = os.path.join(BUILD, "bare_echo")
 
@@ -52,6 +52,14 @@ KEEP = os.environ.get("BENCH_KEEP", "") not in ("", "0")
 SERVER_CPU = os.environ.get("BENCH_SERVER_CPU", "")
 CLIENT_CPU = os.environ.get("BENCH_CLIENT_CPU", "")
 ONLY = os.environ.get("BENCH_ONLY", "")     # comma-separated row keys, for experiments
+# Niceness of servers and client (root may go below 0): on a machine busy with
+# other work, a negative value keeps that work from stretching every run.
+NICE = os.environ.get("BENCH_NICE", "0")
+# BENCH_SCHED=fifo runs servers and client under SCHED_FIFO (chrt -f 1): on a
+# machine busy with other work, a ping-pong otherwise waits for the CPU after
+# every wake-up and the rates measure the queue, not the servers. It leaves
+# the other work only what RT throttling keeps free (5%) while a run lasts.
+SCHED = os.environ.get("BENCH_SCHED", "")
 # Connections held for the idle-memory row.
 IDLE_CONNS = 10000
 # A core at least this busy during a run is what limited it.
@@ -72,14 +80,20 @@ def free_port():
 
 
 def pinned(cpu, argv):
-    return (["taskset", "-c", cpu] + argv) if cpu else argv
+    if cpu:
+        argv = ["taskset", "-c", cpu] + argv
+    if SCHED == "fifo":
+        argv = ["chrt", "-f", "1"] + argv
+    return (["nice", "-n", NICE] + argv) if NICE not in ("", "0") else argv
 
 
 def task_cpu_ns(pid):
-    """CPU time (ns) of every thread of PID, from schedstat; None once gone."""
+    """(CPU time in ns summed over the threads of PID from schedstat, their
+    ids), or None once it is gone. A thread that exits takes its time with
+    it, so two samples compare only over the same set of threads."""
     total = 0
     try:
-        tasks = os.listdir(f"/proc/{pid}/task")
+        tasks = frozenset(os.listdir(f"/proc/{pid}/task"))
     except OSError:
         return None
     for t in tasks:
@@ -87,8 +101,8 @@ def task_cpu_ns(pid):
             with open(f"/proc/{pid}/task/{t}/schedstat") as f:
                 total += int(f.read().split()[0])
         except (OSError, ValueError, IndexError):
-            pass    # a thread that just exited
-    return total
+            return None     # a thread that just exited
+    return total, tasks
 
 
 def rss_kib(pid):
@@ -239,10 +253,17 @@ def make_nginx(work):
     os.makedirs(os.path.join(prefix, "tmp"), exist_ok=True)
     conf = os.path.join(prefix, "nginx.conf")
     tmp = os.path.join(prefix, "tmp")
+    # nginx-light's echo module lets nginx echo a POST body as echod does;
+    # without it the POST row has no nginx cell.
+    echo_so = "/usr/lib/nginx/modules/ngx_http_echo_module.so"
+    has_echo = os.path.exists(echo_so)
+    load = f"load_module {echo_so};\n" if has_echo else ""
+    echo = ("echo_read_request_body; echo_request_body;" if has_echo else "return 404;")
     with open(conf, "w") as f:
         # One process (no master), no logs per request, keep-alive without
-        # limits, and every temp path inside the scratch directory.
-        f.write(f"""daemon off;
+        # limits, request bodies kept in memory, and every temp path inside
+        # the scratch directory.
+        f.write(load + f"""daemon off;
 master_process off;
 worker_processes 1;
 worker_rlimit_nofile {4 * IDLE_CONNS};
@@ -259,15 +280,18 @@ http {{
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
     client_max_body_size 16m;
+    client_body_buffer_size 1m;
     server {{
         listen 127.0.0.1:{port} backlog=4096;
         location / {{ return 200 "ok\\n"; }}
+        location /echo {{ {echo} }}
     }}
 }}
 """)
     s = Server("nginx", [exe, "-p", prefix, "-c", conf], [port], work,
                tool_version([exe, "-v"], lambda s: s.split("\n")[0].replace("nginx version: ", "")))
     s.proto_ports = {"http": port}
+    s.missing = {} if has_echo else {"/echo": "nginx has no echo module (Debian's nginx-light)"}
     return s
 
 
@@ -300,10 +324,10 @@ def run_echobench(server, proto, args, work, tag):
     rate = r["connections_per_s"] if r.get("oneshot") else r["requests_per_s"]
     sample = {"tag": tag, "rate": rate, "mb_per_s": r["mb_per_s"], "ok": r["totals"]["ok"],
               "errors": r["errors"]["total"], "latency_us": r["latency_us"], "exit": rc}
-    if s1 and s2 and s2[0] > s1[0]:
+    if s1 and s2 and s2[0] > s1[0] and s1[1][1] == s2[1][1] and s1[2][1] == s2[2][1]:
         dt = s2[0] - s1[0]
-        srv = (s2[1] - s1[1]) / 1e9
-        cli = (s2[2] - s1[2]) / 1e9
+        srv = (s2[1][0] - s1[1][0]) / 1e9
+        cli = (s2[2][0] - s1[2][0]) / 1e9
         sample["server_busy"] = srv / dt
         sample["client_busy"] = cli / dt
         # CPU per request: the CPU rate over the request rate, both from the
@@ -363,7 +387,8 @@ def rows():
          ["-c", "50", "-P", "1", "-s", "0"], [("nginx", "http"), ("echod", "http")], "nginx"),
         ("http16", "HTTP GET keep-alive, 50 conns, pipeline 16", "req/s",
          ["-c", "50", "-P", "16", "-s", "0"], [("nginx", "http"), ("echod", "http")], "nginx"),
-        ("post", "HTTP POST 64 KiB, 50 conns", "MiB/s", ["-c", "50", "-P", "1", "-s", "64K"],
+        ("post", "HTTP POST 64 KiB echoed, 50 conns", "MiB/s",
+         ["-c", "50", "-P", "1", "-s", "64K", "--path", "/echo"],
          [("nginx", "http"), ("echod", "http")], "nginx"),
     ]
 
@@ -380,10 +405,17 @@ def why_skipped(servers, name, proto, args):
         return s
     if proto not in s.proto_ports:
         return f"echod has no {proto} listener"
+    for needed, why in getattr(s, "missing", {}).items():
+        if needed in args:
+            return why
     return proto_missing(proto, args)
 
 
 def main():
+    if SCHED == "fifo":
+        # The sampling must not wait behind other work either (above the
+        # runs' priority 1; it sleeps between samples).
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(2))
     os.makedirs(BUILD, exist_ok=True)
     work = tempfile.mkdtemp(prefix="bench-run.", dir=BUILD)
     servers = {}
@@ -412,6 +444,7 @@ def bench(work, servers):
         else:
             servers[make.__name__[5:]] = s
     results = {"date": datetime.date.today().isoformat(), "seconds": SECONDS, "warmup": WARMUP,
+               "nice": NICE, "sched": SCHED,
                "repeat": REPEAT, "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU,
                "versions": {n: (s.version if isinstance(s, Server) else None)
                             for n, s in servers.items()},
@@ -435,8 +468,7 @@ def bench(work, servers):
         print(f"running {key} ({len(live)} servers x {REPEAT}) ...", file=sys.stderr)
         for i in range(REPEAT):
             for cell, server, proto in live:
-                cell["samples"].append(run_echobench(server, proto, args, work,
-                                                     f"{key}.{cell['name']}.{proto}.{i}"))
+                take_sample(cell, server, proto, args, work, f"{key}.{cell['name']}.{proto}.{i}")
         results["rows"].append(row)
         if key == "mib":
             if not wanted or "idle" in wanted:
@@ -447,9 +479,25 @@ def bench(work, servers):
     return results
 
 
+def take_sample(cell, server, proto, args, work, tag):
+    """One more run for CELL; a run that fails marks the cell failed, and the
+    rest of the matrix goes on."""
+    if "failed" in cell:
+        return
+    try:
+        cell["samples"].append(run_echobench(server, proto, args, work, tag))
+    except RuntimeError as e:
+        cell["failed"] = str(e).splitlines()[0][:160]
+        print(f"bench: {tag}: {cell['failed']}", file=sys.stderr)
+
+
 def latency_row(work, servers, p1):
     """p50/p99 at half of echod's pipeline-1 peak, the same rate for echod and floor."""
     echod = next(c for c in p1["cells"] if c["server"] == "echod")
+    if "failed" in echod:
+        return {"key": "half", "label": "p50 / p99 at half echod's pipeline-1 peak",
+                "unit": "latency", "ref": "floor", "cells": [
+                    {"server": "echod", "name": "echod", "skipped": "the pipeline-1 run failed"}]}
     rate = int(statistics.median(s["rate"] for s in echod["samples"]) / 2)
     args = ["-c", "50", "-P", "1", "-s", "64", "-R", str(rate)]
     row = {"key": "half", "label": f"p50 / p99 at {rate:,} req/s (half echod's pipeline-1 peak)",
@@ -461,16 +509,17 @@ def latency_row(work, servers, p1):
               servers["floor"], "raw")]
     for i in range(REPEAT):
         for cell, server, proto in cells:
-            cell["samples"].append(run_echobench(server, proto, args, work,
-                                                 f"half.{cell['name']}.{i}"))
+            take_sample(cell, server, proto, args, work, f"half.{cell['name']}.{i}")
     row["cells"] = [c for c, _, _ in cells]
     return row
 
 
 def idle_row(work, servers):
     """Peak RSS of each server while echobench holds IDLE_CONNS idle connections."""
+    # The floor's RSS hardly moves (its table of connections is allocated at
+    # start), so the peers are compared with echod here.
     row = {"key": "idle", "label": f"RSS holding {IDLE_CONNS:,} idle conns", "unit": "rss",
-           "ref": "floor", "cells": []}
+           "ref": "echod", "cells": []}
     print("running idle ...", file=sys.stderr)
     for name, proto in (("echod", "framed"), ("floor", "raw"), ("redis", "redis"),
                         ("memcached", "memcache"), ("nginx", "http")):
@@ -588,16 +637,21 @@ def render(results):
                f"loop, plain echo); peers: {peers or 'none installed'}; one client for all: echobench")
     pin = (f"servers on CPU {results['server_cpu']}, echobench on CPU {results['client_cpu']}"
            if results["server_cpu"] else "not pinned (fewer than 2 CPUs)")
+    if results.get("nice", "0") not in ("", "0"):
+        pin += f", all at nice {results['nice']}"
+    if results.get("sched") == "fifo":
+        pin += ", all SCHED_FIFO (chrt -f 1)"
     out.append(f"- loopback, {pin}; {results['seconds']:g} s measured after {results['warmup']:g} s "
                f"warm-up per run, {results['repeat']} runs per cell: median (min-max)")
     out.append("- CPU = CPU time per request (per connection for oneshot, per MiB for the MiB/s "
                "rows) of the server (all threads, /proc/PID/task/*/schedstat) and of echobench, "
                "over the measured window; busy = share of its core each used; limit = the core "
-               f"at >= {100 * LIMIT_BUSY:.0f}% busy; ratios against the row's first server")
+               f"at >= {100 * LIMIT_BUSY:.0f}% busy (both: server and client); ratios against the floor "
+               "(HTTP rows: nginx; idle row: echod)")
     out.append("")
-    out.append("| benchmark | server | rate | server CPU | client CPU | busy server / client "
-               "| limit | rate ratio | CPU ratio |")
-    out.append("|---|---|---:|---:|---:|---:|---|---:|---:|")
+    out.append("| benchmark | server | rate | p50 latency | server CPU | client CPU "
+               "| busy server / client | limit | rate ratio | CPU ratio |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---|---:|---:|")
     for row in results["rows"]:
         if row["unit"] == "rss":
             render_idle(out, row)
@@ -607,7 +661,9 @@ def render(results):
             continue
         ref = None
         for cell in row["cells"]:
-            if cell["name"] == row["ref"] and "samples" in cell:
+            if "failed" in cell and "skipped" not in cell:
+                cell["skipped"] = "failed: " + cell["failed"]
+            if cell["name"] == row["ref"] and "samples" in cell and "skipped" not in cell:
                 cell["mib_per_request"] = mib_per_request(row["args"])
                 rate, srv, _ = row_values(cell, row["unit"])
                 ref = (rate, srv)
@@ -615,7 +671,7 @@ def render(results):
             label = row["label"]
             if "skipped" in cell:
                 out.append(f"| {label} | {cell['server']} | skipped: {cell['skipped']} "
-                           "| | | | | | |")
+                           "| | | | | | | |")
                 continue
             cell["mib_per_request"] = mib_per_request(row["args"])
             rate, srv, cli = row_values(cell, row["unit"])
@@ -625,7 +681,11 @@ def render(results):
             if ref is not None:
                 rr = ratio(rate[0] if rate else None, ref[0][0] if ref[0] else None)
                 cr = ratio(srv[0] if srv else None, ref[1][0] if ref[1] else None)
-            out.append(f"| {label} | {cell['server']} | {fmt_rate(rate, row['unit'])} | "
+            p50 = med([s["latency_us"]["p50"] for s in cell["samples"]])
+            lat = f"{p50[0]:,.0f} us" if p50 else "n/a"
+            errors = sum(s["errors"] for s in cell["samples"])
+            shown = fmt_rate(rate, row["unit"]) + (f", {errors:,} errors" if errors else "")
+            out.append(f"| {label} | {cell['server']} | {shown} | {lat} | "
                        f"{fmt_us(srv, per)} | {fmt_us(cli, per)} | {busy} | {who} | {rr} | {cr} |")
     out.append("")
     return "\n".join(out) + "\n"
@@ -639,6 +699,13 @@ def mib_per_request(args):
 
 
 def render_latency(out, row):
+    for cell in row["cells"]:
+        if "failed" in cell and "skipped" not in cell:
+            cell["skipped"] = "failed: " + cell["failed"]
+        if "skipped" in cell:
+            out.append(f"| {row['label']} | {cell['server']} | skipped: {cell['skipped']} "
+                       "| | | | | | | |")
+    row = dict(row, cells=[c for c in row["cells"] if "skipped" not in c])
     def values(cell):
         ss = cell["samples"]
         return (med([s["latency_us"]["p50"] for s in ss]), med([s["latency_us"]["p99"] for s in ss]),
@@ -649,8 +716,8 @@ def render_latency(out, row):
         who, busy = limit(cell["samples"])
         pr = ratio(p50[0], ref[0][0]) if ref else "n/a"
         cr = ratio(srv[0] if srv else None, ref[2][0] if ref and ref[2] else None)
-        out.append(f"| {row['label']} | {cell['server']} | p50 {p50[0]:.0f} ({p50[1]:.0f}-{p50[2]:.0f})"
-                   f" / p99 {p99[0]:.0f} ({p99[1]:.0f}-{p99[2]:.0f}) us | {fmt_us(srv, '/req')} | "
+        out.append(f"| {row['label']} | {cell['server']} | p99 {p99[0]:,.0f} ({p99[1]:,.0f}-{p99[2]:,.0f})"
+                   f" us | {p50[0]:,.0f} ({p50[1]:,.0f}-{p50[2]:,.0f}) us | {fmt_us(srv, '/req')} | "
                    f"{fmt_us(cli, '/req')} | {busy} | {who} | {pr} (p50) | {cr} |")
 
 
@@ -661,11 +728,11 @@ def render_idle(out, row):
     for cell in row["cells"]:
         if "skipped" in cell:
             out.append(f"| {row['label']} | {cell['server']} | skipped: {cell['skipped']} "
-                       "| | | | | | |")
+                       "| | | | | | | |")
             continue
         per = per_conn(cell)
         out.append(f"| {row['label']} | {cell['server']} | {cell['peak_kib'] / 1024:.1f} MiB RSS "
-                   f"({cell['held']:,} held) | {per:,.0f} B/conn | | | | | "
+                   f"({cell['held']:,} held) | | {per:,.0f} B/conn | | | | | "
                    f"{ratio(per, ref)} (B/conn) |")
 
 

@@ -12,7 +12,11 @@
 # Environment: BENCH_SECONDS (measured seconds per run, default 3),
 # BENCH_WARMUP (default 0.5), BENCH_REPEAT (runs per cell, default 3; the
 # table shows the median and min-max), BENCH_ONLY (comma-separated row keys:
-# p1,c1,p16,oneshot,mib,idle,http1,http16,post), BENCH_KEEP=1 (keep the
+# p1,c1,p16,oneshot,mib,idle,http1,http16,post), BENCH_NICE (niceness of servers
+# and client, e.g. -10 on a machine busy with other work), BENCH_SCHED=fifo (run
+# them SCHED_FIFO: rates that mean something on a busy machine, at the cost of
+# starving its other work while a run lasts), BENCH_ECHOD (another echod binary,
+# e.g. an older build to compare), BENCH_KEEP=1 (keep the
 # scratch directory build/bench-run.* with configs, logs and raw JSON).
 # About 5 minutes at the defaults. Everything written goes under build/.
 set -euo pipefail
