@@ -399,9 +399,12 @@ static void warn_stale(struct listener *l)
     uint64_t now = worker_now_ms();
     if (l->stale_logged != 0 && now - l->stale_warn_ms < STALE_WARN_MS)
         return;
-    log_warn("%" PRIu64 " closed connections were never released from their per-client "
-             "count (a close path misses listener_client_release); released as their fds "
-             "came back", l->clients.stale_releases - l->stale_logged);
+    /* A warning only where it matters: with the limit on, such counts
+     * refuse clients until their fd numbers come back. */
+    enum log_level lvl = l->cfg->max_connections_per_client > 0 ? LOG_LVL_WARN : LOG_LVL_DEBUG;
+    log_msg(lvl, "%" PRIu64 " closed connections were never released from their per-client "
+            "count (a close path misses listener_client_release); released as their fds "
+            "came back", l->clients.stale_releases - l->stale_logged);
     l->stale_logged = l->clients.stale_releases;
     l->stale_warn_ms = now;
 }
@@ -639,7 +642,8 @@ void listener_destroy(struct listener *l)
         return;
     listener_stop(l);
     /* Workers are gone by now (main joins them first); nothing releases any more. */
-    atomic_compare_exchange_strong(&the_listener, &l, NULL);
+    struct listener *expected = l;
+    atomic_compare_exchange_strong(&the_listener, &expected, NULL);
     for (unsigned i = 0; i < l->nsocks; i++)
         close_socket(&l->socks[i]);
     if (l->epfd >= 0)
