@@ -331,3 +331,17 @@ def test_big_bodies_both_ways_with_a_slow_reader(srv):
         got = h.c.exchange(request("POST", "/", headers=[("Connection", "close")], body=body))
     head, _, rest = got.partition(CRLF + CRLF)
     assert head.startswith(b"HTTP/1.1 200 ") and rest == body
+
+
+def test_write_timeout_closes_a_client_that_never_reads(echod_factory):
+    srv = echod_factory(listen=("127.0.0.1", "http://127.0.0.1"), write_timeout=0.5)
+    s = socket.create_connection(parse(srv.addr_of("http")))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        s.sendall(request("GET", "/?size=16000000"))
+        before = srv.stats()["errors_total"]
+        st = srv.wait_stats(lambda st: st["errors_total"] > before, timeout=bound(10),
+                            what="the write timeout counted as an error")
+        assert st["connections_current"] == 1   # only the STATS connection is left
+    finally:
+        s.close()
