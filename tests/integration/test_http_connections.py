@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import bound, pattern
+from conftest import Client, bound, pattern
 from http_util import CRLF, HttpConn, check_error, chunked, request
 
 
@@ -206,6 +206,21 @@ def test_half_close_after_requests(srv):
         assert h.read_response().body == b"two"
         assert h.read_response().body.startswith(b"GET /3 ")
         h.expect_close()
+
+
+def test_half_close_with_the_output_full(srv):
+    """The EOF is read while responses still wait for room (a client that
+    reads late): every request already received is still answered."""
+    s = socket.create_connection(parse(srv.addr_of("http")))
+    try:
+        s.sendall(request("GET", "/?size=1000000") * 20 + request("GET", "/last"))
+        s.shutdown(socket.SHUT_WR)
+        time.sleep(0.5)     # echod reads the EOF while its output is full
+        got = Client(s, bound(10)).read_all()
+    finally:
+        s.close()
+    assert got.count(b"HTTP/1.1 200 OK\r\n") == 21, len(got)
+    assert got.endswith(request("GET", "/last"))
 
 
 def test_half_close_cuts_a_head(srv):
