@@ -360,3 +360,60 @@ def test_write_timeout_closes_a_client_that_never_reads(echod_factory):
         assert st["connections_current"] == 1   # only the STATS connection is left
     finally:
         s.close()
+
+
+def test_concurrent_connections_mixed_pipelines(srv):
+    """40 connections at once, each pipelining 40 requests of every kind
+    (bodies by Content-Length and chunked, head echoes, size=, delays):
+    every answer complete and in order."""
+    import random
+    import threading
+    errs = []
+
+    def one(k):
+        try:
+            rnd = random.Random(k)
+            reqs, exp = [], []
+            for i in range(40):
+                t = rnd.randrange(5)
+                if t == 0:
+                    b = pattern(rnd.randrange(1, 200000), seed=k + i)
+                    reqs.append(request("POST", "/", body=b))
+                    exp.append(("body", b))
+                elif t == 1:
+                    b = pattern(rnd.randrange(1, 50000), seed=i)
+                    reqs.append(request("POST", "/", headers=[("Transfer-Encoding", "chunked")],
+                                        body=chunked(b[:len(b) // 2], b[len(b) // 2:])))
+                    exp.append(("body", b))
+                elif t == 2:
+                    r = request("GET", f"/{k}/{i}")
+                    reqs.append(r)
+                    exp.append(("body", r))
+                elif t == 3:
+                    n = rnd.randrange(0, 100000)
+                    reqs.append(request("GET", f"/?size={n}"))
+                    exp.append(("size", n))
+                else:
+                    reqs.append(request("GET", "/?delay=%d" % rnd.randrange(0, 30)))
+                    exp.append(("status", 200))
+            with HttpConn(srv.addr_of("http")) as h:
+                th = threading.Thread(target=h.send, args=(b"".join(reqs),), daemon=True)
+                th.start()
+                for kind, v in exp:
+                    r = h.read_response(timeout=bound(30))
+                    if kind == "body":
+                        assert r.body == v
+                    elif kind == "size":
+                        assert len(r.body) == v
+                    else:
+                        assert r.status == v
+                th.join(bound(10))
+        except BaseException as e:  # noqa: B902 - reported below
+            errs.append(repr(e)[:300])
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(bound(60))
+    assert not errs, errs

@@ -168,3 +168,14 @@ def test_unix_and_ipv6_http_listeners(echod_factory):
             j = json.loads(h.read_response().body)
             assert j["listener"] == addr, (j, addr)
             assert h.read_response().body == b"u"
+
+
+def test_date_is_now(srv):
+    import calendar
+    import time
+    from email.utils import parsedate
+    for _ in range(3):
+        resp = exchange(srv.addr_of("http"), request("GET", "/"))
+        when = calendar.timegm(parsedate(resp.get("Date")))
+        assert abs(when - time.time()) <= 2, resp.get("Date")
+        time.sleep(0.6)
