@@ -543,13 +543,13 @@ static void finish_request(struct conn *c)
 {
     struct proto_http_state *st = ST(c);
     conn_request_done(c, 1);
-    bool again = st->keep_alive && !c->peer_eof;
-    if (!again) {
+    if (!st->keep_alive) {
         conn_stop_input(c, !c->peer_eof);
         return;
     }
-    /* A drain goes on to the requests already whole in the buffer: the
-     * head phase decides. */
+    /* After the peer's EOF, as during a drain, the requests already whole
+     * in the buffer are still answered (the EOF may have been read while
+     * this response waited for room): the head phase decides. */
     size_t keep = offsetof(struct proto_http_state, req);
     memset((char *)st + keep, 0, sizeof(*st) - keep);
     http_request_parser_init(&st->parser, c->w->cfg->http_max_header_size);

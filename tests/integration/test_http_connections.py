@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import bound, pattern
+from conftest import Client, bound, pattern
 from http_util import CRLF, HttpConn, check_error, chunked, request
 
 
@@ -208,6 +208,21 @@ def test_half_close_after_requests(srv):
         h.expect_close()
 
 
+def test_half_close_with_the_output_full(srv):
+    """The EOF is read while responses still wait for room (a client that
+    reads late): every request already received is still answered."""
+    s = socket.create_connection(parse(srv.addr_of("http")))
+    try:
+        s.sendall(request("GET", "/?size=1000000") * 20 + request("GET", "/last"))
+        s.shutdown(socket.SHUT_WR)
+        time.sleep(0.5)     # echod reads the EOF while its output is full
+        got = Client(s, bound(10)).read_all()
+    finally:
+        s.close()
+    assert got.count(b"HTTP/1.1 200 OK\r\n") == 21, len(got)
+    assert got.endswith(request("GET", "/last"))
+
+
 def test_half_close_cuts_a_head(srv):
     with HttpConn(srv.addr_of("http")) as h:
         h.send(request("GET", "/1") + b"GET /2 HTTP/1.1\r\nHost:")
@@ -331,3 +346,74 @@ def test_big_bodies_both_ways_with_a_slow_reader(srv):
         got = h.c.exchange(request("POST", "/", headers=[("Connection", "close")], body=body))
     head, _, rest = got.partition(CRLF + CRLF)
     assert head.startswith(b"HTTP/1.1 200 ") and rest == body
+
+
+def test_write_timeout_closes_a_client_that_never_reads(echod_factory):
+    srv = echod_factory(listen=("127.0.0.1", "http://127.0.0.1"), write_timeout=0.5)
+    s = socket.create_connection(parse(srv.addr_of("http")))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        s.sendall(request("GET", "/?size=16000000"))
+        before = srv.stats()["errors_total"]
+        st = srv.wait_stats(lambda st: st["errors_total"] > before, timeout=bound(10),
+                            what="the write timeout counted as an error")
+        assert st["connections_current"] == 1   # only the STATS connection is left
+    finally:
+        s.close()
+
+
+def test_concurrent_connections_mixed_pipelines(srv):
+    """40 connections at once, each pipelining 40 requests of every kind
+    (bodies by Content-Length and chunked, head echoes, size=, delays):
+    every answer complete and in order."""
+    import random
+    import threading
+    errs = []
+
+    def one(k):
+        try:
+            rnd = random.Random(k)
+            reqs, exp = [], []
+            for i in range(40):
+                t = rnd.randrange(5)
+                if t == 0:
+                    b = pattern(rnd.randrange(1, 200000), seed=k + i)
+                    reqs.append(request("POST", "/", body=b))
+                    exp.append(("body", b))
+                elif t == 1:
+                    b = pattern(rnd.randrange(1, 50000), seed=i)
+                    reqs.append(request("POST", "/", headers=[("Transfer-Encoding", "chunked")],
+                                        body=chunked(b[:len(b) // 2], b[len(b) // 2:])))
+                    exp.append(("body", b))
+                elif t == 2:
+                    r = request("GET", f"/{k}/{i}")
+                    reqs.append(r)
+                    exp.append(("body", r))
+                elif t == 3:
+                    n = rnd.randrange(0, 100000)
+                    reqs.append(request("GET", f"/?size={n}"))
+                    exp.append(("size", n))
+                else:
+                    reqs.append(request("GET", "/?delay=%d" % rnd.randrange(0, 30)))
+                    exp.append(("status", 200))
+            with HttpConn(srv.addr_of("http")) as h:
+                th = threading.Thread(target=h.send, args=(b"".join(reqs),), daemon=True)
+                th.start()
+                for kind, v in exp:
+                    r = h.read_response(timeout=bound(30))
+                    if kind == "body":
+                        assert r.body == v
+                    elif kind == "size":
+                        assert len(r.body) == v
+                    else:
+                        assert r.status == v
+                th.join(bound(10))
+        except BaseException as e:  # noqa: B902 - reported below
+            errs.append(repr(e)[:300])
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(bound(60))
+    assert not errs, errs

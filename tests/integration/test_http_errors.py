@@ -17,10 +17,6 @@ from http_util import HttpConn, check_error, request
 JUNK = b"J" * 65536     # more than a lingering close may drop: it must still read it
 
 
-def bad(head):
-    return head
-
-
 # (id, request bytes, status). Every 400 cause of the table, each on its own.
 CASES = [
     # malformed request line
@@ -116,8 +112,8 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def srv_module():
-    """One daemon for the whole table (the factory is per test, so its
-    checks at teardown run for this one here)."""
+    """One daemon for the whole table, checked (exit code, sanitizer
+    reports) when the module ends, as echod_factory does per test."""
     from conftest import EchodFactory
     f = EchodFactory()
     e = f(listen=("127.0.0.1", "http://127.0.0.1"), max_frame_size=1000,

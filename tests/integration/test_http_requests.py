@@ -5,6 +5,8 @@ body-less requests of any method, HEAD, and the headers every response
 carries.
 """
 
+import json
+
 import pytest
 
 from conftest import pattern
@@ -154,3 +156,26 @@ def test_no_request_chooses_a_rendered_content_type(srv):
         ct = resp.get("Content-Type")
         assert ct is None or "html" not in ct, resp
         assert resp.all("Content-Type") == [ct] if ct else True
+
+
+def test_unix_and_ipv6_http_listeners(echod_factory):
+    from conftest import ipv6_available
+    kinds = ["127.0.0.1", "http://unix"] + (["http://[::1]"] if ipv6_available() else [])
+    srv = echod_factory(listen=kinds)
+    for addr in srv.listen[1:]:
+        with HttpConn(addr) as h:
+            h.send(request("GET", "/?format=json") + request("POST", "/", body=b"u"))
+            j = json.loads(h.read_response().body)
+            assert j["listener"] == addr, (j, addr)
+            assert h.read_response().body == b"u"
+
+
+def test_date_is_now(srv):
+    import calendar
+    import time
+    from email.utils import parsedate
+    for _ in range(3):
+        resp = exchange(srv.addr_of("http"), request("GET", "/"))
+        when = calendar.timegm(parsedate(resp.get("Date")))
+        assert abs(when - time.time()) <= 2, resp.get("Date")
+        time.sleep(0.6)

@@ -5,6 +5,7 @@ listeners.
 
 import hashlib
 import os
+import re
 import threading
 import time
 
@@ -133,3 +134,14 @@ def test_reload_adds_and_removes_an_http_listener(echod_factory):
         h.send(request("GET", "/still"))
         assert h.read_response().status == 200
     srv.stats()  # the framed listener is untouched
+
+
+def test_reload_switches_an_address_to_http(echod_factory):
+    srv = echod_factory(listen=("127.0.0.1", "127.0.0.1"))
+    addr = srv.listen[1]
+    since = srv.log_offset()
+    srv.reload(listen=[srv.listen[0], "http://" + addr])
+    srv.wait_log(r"listening on %s \(http, was framed\)" % re.escape(addr), since=since)
+    with HttpConn("http://" + addr) as h:
+        h.send(request("GET", "/switched"))
+        assert h.read_response().body.startswith(b"GET /switched ")
