@@ -2,8 +2,8 @@
 namespaces joined by veth pairs, echod in one ("srv"), clients in the other
 ("cli"), built and removed by each test, so no packet leaves them.
 
-    srv 10.77.0.1/24 vs<PID><n>  ===  vc<PID><n> 10.77.0.2/24 cli
-    srv 10.77.1.1/24 ws<PID><n>  ===  wc<PID><n> 10.77.1.2/24 cli   (second_link=True)
+    srv 10.77.0.1/24 vs<PID>-<n>  ===  vc<PID>-<n> 10.77.0.2/24 cli
+    srv 10.77.1.1/24 ws<PID>-<n>  ===  wc<PID>-<n> 10.77.1.2/24 cli   (second_link=True)
 
 Names carry the test process's PID and a counter, so concurrent runs never
 meet; Testbed.close() (the fixture's teardown) stops echod and deletes both
@@ -70,7 +70,8 @@ def missing_requirement():
 
 class Testbed:
     def __init__(self, second_link=False):
-        n = f"{os.getpid()}{next(_counter)}"
+        # PID, then a counter: a name says which process made it.
+        n = f"{os.getpid()}-{next(_counter)}"
         self.srv = f"echod-srv-{n}"
         self.cli = f"echod-cli-{n}"
         self.vs, self.vc = f"vs{n}", f"vc{n}"
