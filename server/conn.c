@@ -545,10 +545,16 @@ void conn_drain(struct conn *c)
     worker_schedule(c->w, c);
 }
 
-struct conn *conn_open(struct worker *w, int fd, const struct proto_ops *ops, bool reject)
+struct conn *conn_open(struct worker *w, int fd, const struct proto_ops *ops,
+                       enum proto_reject reject)
 {
     struct conn *c = calloc(1, sizeof(*c));
     if (c == NULL) {
+        /* Undo what the listener counted for it, as conn_close would. */
+        if (reject == PROTO_REJECT_NONE) {
+            atomic_fetch_sub_explicit(w->conns_global, 1, memory_order_relaxed);
+            listener_client_release(fd);
+        }
         close(fd);
         return NULL;
     }
@@ -560,10 +566,10 @@ struct conn *conn_open(struct worker *w, int fd, const struct proto_ops *ops, bo
      * (adding an fd that already has input reports it at once). */
     c->writable = true;
     c->pipe_ok = true;
-    c->rejecting = reject;
+    c->rejecting = reject != PROTO_REJECT_NONE;
     ops->open(c);
     w->nconns++;
-    if (!reject) {
+    if (!c->rejecting) {
         stats_add(&w->stats->connections_current, 1);
         stats_add(&w->stats->connections_total, 1);
     }
@@ -577,8 +583,8 @@ struct conn *conn_open(struct worker *w, int fd, const struct proto_ops *ops, bo
         conn_close(c, "epoll_ctl failed");
         return NULL;
     }
-    if (reject)
-        ops->reject(c, PROTO_REJECT_LIMIT);
+    if (c->rejecting)
+        ops->reject(c, reject);
     else if (w->draining)
         ops->reject(c, PROTO_REJECT_DRAINING);
     conn_run(c);

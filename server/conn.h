@@ -65,9 +65,10 @@ struct conn {
 };
 
 /* Take ownership of fd (non-blocking) and start serving it with the given
- * protocol. NULL when out of memory (fd is then closed). With reject set,
- * answer 503 the protocol's way and close. */
-struct conn *conn_open(struct worker *w, int fd, const struct proto_ops *ops, bool reject);
+ * protocol. NULL when out of memory (fd is then closed). With a reject
+ * reason (not PROTO_REJECT_NONE), answer 503 the protocol's way and close. */
+struct conn *conn_open(struct worker *w, int fd, const struct proto_ops *ops,
+                       enum proto_reject reject);
 
 /* epoll reported events for this connection. */
 void conn_on_events(struct conn *c, uint32_t events);

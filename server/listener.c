@@ -409,12 +409,15 @@ static void warn_stale(struct listener *l)
     l->stale_warn_ms = now;
 }
 
-static void reject(struct listener *l, struct worker_msg *msg)
+static void reject(struct listener *l, struct worker_msg *msg, enum proto_reject why)
 {
     atomic_fetch_add_explicit(&l->stats->connections_rejected, 1, memory_order_relaxed);
     msg->kind = WORKER_MSG_REJECT;
+    msg->reject = (uint8_t)why;
     if (!hand_off(l, msg))
-        reject_here(msg->fd, msg->proto, "503 too many connections");
+        reject_here(msg->fd, msg->proto, why == PROTO_REJECT_CLIENT_LIMIT
+                                             ? "503 too many connections from this address"
+                                             : "503 too many connections");
 }
 
 static void dispatch(struct listener *l, int fd, uint8_t proto,
@@ -424,14 +427,14 @@ static void dispatch(struct listener *l, int fd, uint8_t proto,
     unsigned before = atomic_fetch_add_explicit(l->conns_global, 1, memory_order_relaxed);
     if (before >= l->cfg->max_connections) {
         atomic_fetch_sub_explicit(l->conns_global, 1, memory_order_relaxed);
-        reject(l, &msg);
+        reject(l, &msg, PROTO_REJECT_LIMIT);
         return;
     }
     enum client_verdict v =
         client_table_acquire(&l->clients, fd, peer, l->cfg->max_connections_per_client);
     if (v == CLIENT_OVER_LIMIT) {
         atomic_fetch_sub_explicit(l->conns_global, 1, memory_order_relaxed);
-        reject(l, &msg);
+        reject(l, &msg, PROTO_REJECT_CLIENT_LIMIT);
         return;
     }
     if (!hand_off(l, &msg)) {

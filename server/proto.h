@@ -49,8 +49,10 @@ enum proto_kind {
 };
 
 enum proto_reject {
-    PROTO_REJECT_LIMIT,     /* over max_connections */
-    PROTO_REJECT_DRAINING,  /* accepted after the drain began */
+    PROTO_REJECT_NONE,          /* served, not refused */
+    PROTO_REJECT_LIMIT,         /* over max_connections */
+    PROTO_REJECT_CLIENT_LIMIT,  /* its address holds max_connections_per_client */
+    PROTO_REJECT_DRAINING,      /* accepted after the drain began */
 };
 
 struct proto_ops {

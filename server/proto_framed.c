@@ -319,6 +319,10 @@ static void framed_reject(struct conn *c, enum proto_reject why)
     if (why == PROTO_REJECT_LIMIT)
         send_error(c, false, "503 too many connections: max_connections is %" PRIu32,
                    c->w->cfg->max_connections);
+    else if (why == PROTO_REJECT_CLIENT_LIMIT)
+        send_error(c, false, "503 too many connections from this address: "
+                   "max_connections_per_client is %" PRIu32,
+                   c->w->cfg->max_connections_per_client);
     else
         send_error(c, false, "503 server shutting down");
 }

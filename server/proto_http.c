@@ -820,8 +820,9 @@ static void http_spliced(struct conn *c, size_t n)
 
 static void http_reject(struct conn *c, enum proto_reject why)
 {
-    send_error(c, 503, why == PROTO_REJECT_LIMIT ? "503 too many connections"
-                                                 : "503 server shutting down");
+    send_error(c, 503, why == PROTO_REJECT_LIMIT          ? "503 too many connections"
+                       : why == PROTO_REJECT_CLIENT_LIMIT ? "503 too many connections from this address"
+                                                          : "503 server shutting down");
 }
 
 const struct proto_ops proto_http_ops = {

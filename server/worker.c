@@ -203,7 +203,8 @@ static void handle_msg(struct worker *w, struct worker_msg *m)
             close(m->fd);
             break;
         }
-        conn_open(w, m->fd, ops, m->kind == WORKER_MSG_REJECT);
+        conn_open(w, m->fd, ops,
+                  m->kind == WORKER_MSG_REJECT ? (enum proto_reject)m->reject : PROTO_REJECT_NONE);
         break;
     }
     case WORKER_MSG_RELOAD:

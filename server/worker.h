@@ -35,6 +35,7 @@ struct worker_msg {
     enum worker_msg_kind kind;
     int fd;
     uint8_t proto;          /* enum proto_kind of the listener (CONN, REJECT) */
+    uint8_t reject;         /* REJECT: why (enum proto_reject) */
     struct config *cfg;
 };
 

@@ -74,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
         return 0;
     atomic_fetch_add(&conns, 1);
-    struct conn *c = conn_open(&w, sv[0], ops, false);
+    struct conn *c = conn_open(&w, sv[0], ops, PROTO_REJECT_NONE);
     assert(c != NULL);
 
     size_t off = 0;
