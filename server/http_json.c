@@ -8,37 +8,16 @@
 #include <string.h>
 
 #include "common/http.h"
-
-struct jw {
-    char *p;            /* NULL: count only */
-    size_t cap, len;
-    bool ok;
-};
-
-static void put(struct jw *w, const char *s, size_t n)
-{
-    if (n == 0)
-        return;     /* s may be NULL then (an empty span), which memcpy does not allow */
-    if (w->p != NULL) {
-        if (!w->ok || n > w->cap - w->len) {
-            w->ok = false;
-            return;
-        }
-        memcpy(w->p + w->len, s, n);
-    }
-    w->len += n;
-}
-
-#define PUT_LIT(w, lit) put(w, lit, sizeof(lit) - 1)
+#include "common/textbuf.h"
 
 static const char hex[] = "0123456789abcdef";
 
 /* A JSON string of the bytes s[0..n): runs of plain bytes are copied whole. */
-static void put_string(struct jw *w, struct http_json_str s)
+static void put_string(struct textbuf *w, struct http_json_str s)
 {
-    PUT_LIT(w, "\"");
+    TEXTBUF_LIT(w, "\"");
     if (s.len == 0) {       /* s.p may be NULL: no arithmetic on it */
-        PUT_LIT(w, "\"");
+        TEXTBUF_LIT(w, "\"");
         return;
     }
     const unsigned char *p = (const unsigned char *)s.p, *end = p + s.len, *run = p;
@@ -46,93 +25,82 @@ static void put_string(struct jw *w, struct http_json_str s)
         unsigned char c = *p;
         if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\')
             continue;
-        put(w, (const char *)run, (size_t)(p - run));
+        textbuf_put(w, (const char *)run, (size_t)(p - run));
         run = p + 1;
         if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};
-            put(w, esc, 2);
+            textbuf_put(w, esc, 2);
         } else {
             char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF]};
-            put(w, esc, 6);
+            textbuf_put(w, esc, 6);
         }
     }
-    put(w, (const char *)run, (size_t)(p - run));
-    PUT_LIT(w, "\"");
+    textbuf_put(w, (const char *)run, (size_t)(p - run));
+    TEXTBUF_LIT(w, "\"");
 }
 
-static void put_u64(struct jw *w, uint64_t v)
+static void render_begin(const struct http_json_request *r, struct textbuf *w)
 {
-    char tmp[20];
-    size_t i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    put(w, tmp + i, sizeof(tmp) - i);
-}
-
-static void render_begin(const struct http_json_request *r, struct jw *w)
-{
-    PUT_LIT(w, "{\"method\":");
+    TEXTBUF_LIT(w, "{\"method\":");
     put_string(w, r->method);
-    PUT_LIT(w, ",\"target\":");
+    TEXTBUF_LIT(w, ",\"target\":");
     put_string(w, r->target);
-    PUT_LIT(w, ",\"path\":");
+    TEXTBUF_LIT(w, ",\"path\":");
     put_string(w, r->path);
-    PUT_LIT(w, ",\"query\":");
+    TEXTBUF_LIT(w, ",\"query\":");
     put_string(w, r->query);
-    PUT_LIT(w, ",\"version\":");
+    TEXTBUF_LIT(w, ",\"version\":");
     put_string(w, r->version);
-    PUT_LIT(w, ",\"headers\":[");
+    TEXTBUF_LIT(w, ",\"headers\":[");
     if (r->next_header != NULL) {
         size_t cursor = 0;
         struct http_json_str name, value;
         for (bool first = true; r->next_header(r->header_ctx, &cursor, &name, &value);
              first = false) {
             if (!first)
-                PUT_LIT(w, ",");
-            PUT_LIT(w, "[");
+                TEXTBUF_LIT(w, ",");
+            TEXTBUF_LIT(w, "[");
             put_string(w, name);
-            PUT_LIT(w, ",");
+            TEXTBUF_LIT(w, ",");
             put_string(w, value);
-            PUT_LIT(w, "]");
+            TEXTBUF_LIT(w, "]");
         }
     }
-    PUT_LIT(w, "],\"remote\":");
+    TEXTBUF_LIT(w, "],\"remote\":");
     put_string(w, r->remote);
-    PUT_LIT(w, ",\"listener\":");
+    TEXTBUF_LIT(w, ",\"listener\":");
     put_string(w, r->listener);
-    PUT_LIT(w, ",\"worker\":");
-    put_u64(w, r->worker);
-    PUT_LIT(w, ",\"body_bytes\":");
+    TEXTBUF_LIT(w, ",\"worker\":");
+    textbuf_put_u64(w, r->worker);
+    TEXTBUF_LIT(w, ",\"body_bytes\":");
 }
 
 size_t http_json_begin_size(const struct http_json_request *r)
 {
-    struct jw w = {NULL, 0, 0, true};
+    struct textbuf w = textbuf_measure();
     render_begin(r, &w);
     return w.len;
 }
 
 size_t http_json_begin(const struct http_json_request *r, char *out, size_t cap)
 {
-    struct jw w = {out, cap, 0, true};
+    struct textbuf w = textbuf_into(out, cap);
     render_begin(r, &w);
     return w.ok ? w.len : 0;
 }
 
 size_t http_json_finish_len(uint64_t body_bytes)
 {
-    struct jw w = {NULL, 0, 0, true};
-    put_u64(&w, body_bytes);
+    struct textbuf w = textbuf_measure();
+    textbuf_put_u64(&w, body_bytes);
     return w.len + 1;
 }
 
 size_t http_json_finish(uint64_t body_bytes, char *out, size_t cap)
 {
-    struct jw w = {out, cap, 0, true};
-    put_u64(&w, body_bytes);
-    PUT_LIT(&w, "}");
+    struct textbuf w = textbuf_into(out, cap);
+    textbuf_put_u64(&w, body_bytes);
+    TEXTBUF_LIT(&w, "}");
     return w.ok ? w.len : 0;
 }
 

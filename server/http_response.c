@@ -4,6 +4,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/textbuf.h"
+
 #ifndef ECHOD_VERSION
 #error "ECHOD_VERSION must be defined by the build"
 #endif
@@ -152,63 +154,34 @@ bool http_date_update(struct http_date *d, int64_t now_s)
 /* ---- heads ---- */
 
 /* A bounded writer: once something does not fit, ok stays false. */
-struct out {
-    char *p;
-    size_t cap, len;
-    bool ok;
-};
-
-static void put(struct out *o, const char *s, size_t n)
+static void put_piece(struct textbuf *o, const struct piece *pc)
 {
-    if (n == 0)
-        return;     /* s may be NULL then, which memcpy does not allow */
-    if (!o->ok || n > o->cap - o->len) {
-        o->ok = false;
-        return;
-    }
-    memcpy(o->p + o->len, s, n);
-    o->len += n;
+    textbuf_put(o, pc->s, pc->len);
 }
 
-static void put_piece(struct out *o, const struct piece *pc)
-{
-    put(o, pc->s, pc->len);
-}
-
-static void put_u64(struct out *o, uint64_t v)
-{
-    char tmp[20];
-    size_t i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    put(o, tmp + i, sizeof(tmp) - i);
-}
-
-static void put_status_line(struct out *o, unsigned status)
+static void put_status_line(struct textbuf *o, unsigned status)
 {
     char line[16] = "HTTP/1.1 000 ";
     line[9] = (char)('0' + status / 100 % 10);
     line[10] = (char)('0' + status / 10 % 10);
     line[11] = (char)('0' + status % 10);
-    put(o, line, 13);
+    textbuf_put(o, line, 13);
     const char *reason = http_status_reason(status);
-    put(o, reason, strlen(reason));
-    put(o, "\r\n", 2);
+    textbuf_put(o, reason, strlen(reason));
+    textbuf_put(o, "\r\n", 2);
 }
 
-static void put_common(struct out *o, unsigned status, const struct http_date *d)
+static void put_common(struct textbuf *o, unsigned status, const struct http_date *d)
 {
     put_status_line(o, status);
-    put(o, d->line, HTTP_DATE_LINE_LEN);
+    textbuf_put(o, d->line, HTTP_DATE_LINE_LEN);
     put_piece(o, &server_line);
 }
 
 size_t http_response_head(const struct http_head *r, const struct http_date *d,
                           char *out, size_t cap)
 {
-    struct out o = {out, cap, 0, true};
+    struct textbuf o = textbuf_into(out, cap);
     if (r->status < STATUS_LOWEST || r->status > STATUS_HIGHEST ||
         (unsigned)r->ctype >= sizeof(ctype_lines) / sizeof(ctype_lines[0]) ||
         (unsigned)r->conn >= sizeof(conn_lines) / sizeof(conn_lines[0]))
@@ -220,15 +193,15 @@ size_t http_response_head(const struct http_head *r, const struct http_date *d,
             put_piece(&o, &chunked_line);
         } else {
             put_piece(&o, &length_prefix);
-            put_u64(&o, r->length);
-            put(&o, "\r\n", 2);
+            textbuf_put_u64(&o, r->length);
+            textbuf_put(&o, "\r\n", 2);
         }
     }
     put_piece(&o, &conn_lines[r->conn]);
     put_piece(&o, &nosniff_line);
     if (r->extra_len > 0)
-        put(&o, r->extra, r->extra_len);
-    put(&o, "\r\n", 2);
+        textbuf_put(&o, r->extra, r->extra_len);
+    textbuf_put(&o, "\r\n", 2);
     return o.ok ? o.len : 0;
 }
 
@@ -253,11 +226,12 @@ size_t http_response_error(unsigned status, const char *detail, bool head_only,
     size_t n = http_response_head(&r, d, out, cap);
     if (n == 0 || head_only || r.length == 0)
         return n;
-    struct out o = {out, cap, n, true};
+    struct textbuf o = textbuf_into(out, cap);
+    o.len = n;
     char code[4] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),
                     (char)('0' + status % 10), ' '};
-    put(&o, code, sizeof(code));
-    put(&o, reason, rlen);
+    textbuf_put(&o, code, sizeof(code));
+    textbuf_put(&o, reason, rlen);
     return o.ok ? o.len : 0;
 }
 

@@ -8,6 +8,8 @@
 
 #include <string.h>
 
+#include "common/textbuf.h"
+
 const uint64_t metrics_hist_bounds_ns[METRICS_HIST_BOUNDS] = {
     10000, 25000, 50000,                        /* 10, 25, 50 us */
     100000, 250000, 500000,
@@ -47,63 +49,26 @@ unsigned metrics_hist_slot(uint64_t ns)
 /* ---- the writer ---- */
 
 /* Digits of the longest counter (UINT64_MAX). */
-#define U64_DIGITS 20
+#define U64_DIGITS TEXTBUF_U64_DIGITS
 #define NS_PER_S UINT64_C(1000000000)
 #define MS_PER_S UINT64_C(1000)
 
-struct mw {
-    char *p;            /* NULL: count only, numbers at their longest */
-    size_t cap, len;
-    bool ok;
-};
-
-static bool measuring(const struct mw *w)
+static void puts_(struct textbuf *w, const char *s)
 {
-    return w->p == NULL;
-}
-
-static void put(struct mw *w, const char *s, size_t n)
-{
-    if (n == 0)
-        return;     /* s may be NULL then (an empty span), which memcpy does not allow */
-    if (!measuring(w)) {
-        if (!w->ok || n > w->cap - w->len) {
-            w->ok = false;
-            return;
-        }
-        memcpy(w->p + w->len, s, n);
-    }
-    w->len += n;
-}
-
-static void puts_(struct mw *w, const char *s)
-{
-    put(w, s, strlen(s));
-}
-
-/* A number whose digits the walk knows (worker ids, label numbers). */
-static void put_u64(struct mw *w, uint64_t v)
-{
-    char tmp[U64_DIGITS];
-    size_t i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    put(w, tmp + i, sizeof(tmp) - i);
+    textbuf_put(w, s, strlen(s));
 }
 
 /* A counter's value: counted at its longest when measuring. */
-static void put_value(struct mw *w, uint64_t v)
+static void put_value(struct textbuf *w, uint64_t v)
 {
-    if (measuring(w))
+    if (textbuf_measuring(w))
         w->len += U64_DIGITS;
     else
-        put_u64(w, v);
+        textbuf_put_u64(w, v);
 }
 
 /* v / den as a decimal with `frac` digits (den = 10^frac): uptime, sums. */
-static void put_fixed(struct mw *w, uint64_t v, uint64_t den, unsigned frac)
+static void put_fixed(struct textbuf *w, uint64_t v, uint64_t den, unsigned frac)
 {
     put_value(w, v / den);
     char tmp[16];
@@ -113,41 +78,41 @@ static void put_fixed(struct mw *w, uint64_t v, uint64_t den, unsigned frac)
         tmp[i] = (char)('0' + r % 10);
         r /= 10;
     }
-    put(w, tmp, frac + 1);
+    textbuf_put(w, tmp, frac + 1);
 }
 
 /* HELP text escapes backslash and newline (the format's rule). */
-static void put_help(struct mw *w, const char *name, const char *help, const char *type)
+static void put_help(struct textbuf *w, const char *name, const char *help, const char *type)
 {
     puts_(w, "# HELP ");
     puts_(w, name);
-    put(w, " ", 1);
+    textbuf_put(w, " ", 1);
     for (const char *s = help; *s; s++) {
         if (*s == '\\')
-            put(w, "\\\\", 2);
+            textbuf_put(w, "\\\\", 2);
         else if (*s == '\n')
-            put(w, "\\n", 2);
+            textbuf_put(w, "\\n", 2);
         else
-            put(w, s, 1);
+            textbuf_put(w, s, 1);
     }
     puts_(w, "\n# TYPE ");
     puts_(w, name);
-    put(w, " ", 1);
+    textbuf_put(w, " ", 1);
     puts_(w, type);
-    put(w, "\n", 1);
+    textbuf_put(w, "\n", 1);
 }
 
 /* `{worker="w",<series label>,le="x"}`, each part optional, nothing if none. */
-static void put_labels(struct mw *w, const struct metrics_labels *l, unsigned s, long worker,
+static void put_labels(struct textbuf *w, const struct metrics_labels *l, unsigned s, long worker,
                        const char *le)
 {
     bool any = false;
-#define SEP() put(w, any ? "," : "{", 1), any = true
+#define SEP() textbuf_put(w, any ? "," : "{", 1), any = true
     if (worker >= 0) {
         SEP();
         puts_(w, "worker=\"");
-        put_u64(w, (uint64_t)worker);
-        put(w, "\"", 1);
+        textbuf_put_u64(w, (uint64_t)worker);
+        textbuf_put(w, "\"", 1);
     }
     if (l->labels != NULL) {
         SEP();
@@ -155,19 +120,19 @@ static void put_labels(struct mw *w, const struct metrics_labels *l, unsigned s,
     } else if (l->name != NULL) {
         SEP();
         puts_(w, l->name);
-        put(w, "=\"", 2);
-        put_u64(w, (uint64_t)l->base + s);
-        put(w, "\"", 1);
+        textbuf_put(w, "=\"", 2);
+        textbuf_put_u64(w, (uint64_t)l->base + s);
+        textbuf_put(w, "\"", 1);
     }
     if (le != NULL) {
         SEP();
         puts_(w, "le=\"");
         puts_(w, le);
-        put(w, "\"", 1);
+        textbuf_put(w, "\"", 1);
     }
 #undef SEP
     if (any)
-        put(w, "}", 1);
+        textbuf_put(w, "}", 1);
 }
 
 static const void *where_at(const struct metrics_where *wh, unsigned worker, unsigned s)
@@ -186,7 +151,7 @@ static uint64_t counter_at(const struct metrics_where *wh, unsigned worker, unsi
     return load(where_at(wh, worker, s));
 }
 
-static void put_sample(struct mw *w, const char *name, const char *suffix,
+static void put_sample(struct textbuf *w, const char *name, const char *suffix,
                        const struct metrics_labels *l, unsigned s, long worker, const char *le,
                        uint64_t v)
 {
@@ -194,19 +159,19 @@ static void put_sample(struct mw *w, const char *name, const char *suffix,
     if (suffix != NULL)
         puts_(w, suffix);
     put_labels(w, l, s, worker, le);
-    put(w, " ", 1);
+    textbuf_put(w, " ", 1);
     put_value(w, v);
-    put(w, "\n", 1);
+    textbuf_put(w, "\n", 1);
 }
 
-static void render_family(struct mw *w, const struct metrics_family *f)
+static void render_family(struct textbuf *w, const struct metrics_family *f)
 {
     put_help(w, f->name, f->help, f->type == METRICS_COUNTER ? "counter" : "gauge");
     for (unsigned s = 0; s < f->series.nseries; s++) {
         if (f->per_worker) {
             for (unsigned k = 0; k < f->where.nworkers; k++) {
                 uint64_t v = counter_at(&f->where, k, s);
-                if (!f->skip_zero || v != 0 || measuring(w))
+                if (!f->skip_zero || v != 0 || textbuf_measuring(w))
                     put_sample(w, f->name, NULL, &f->series, s, (long)k, NULL, v);
             }
             continue;
@@ -214,12 +179,12 @@ static void render_family(struct mw *w, const struct metrics_family *f)
         uint64_t v = 0;
         for (unsigned k = 0; k < f->where.nworkers; k++)
             v += counter_at(&f->where, k, s);
-        if (!f->skip_zero || v != 0 || measuring(w))
+        if (!f->skip_zero || v != 0 || textbuf_measuring(w))
             put_sample(w, f->name, NULL, &f->series, s, -1, NULL, v);
     }
 }
 
-static void render_hist(struct mw *w, const struct metrics_hist_family *f)
+static void render_hist(struct textbuf *w, const struct metrics_hist_family *f)
 {
     put_help(w, f->name, f->help, "histogram");
     for (unsigned s = 0; s < f->series.nseries; s++) {
@@ -238,9 +203,9 @@ static void render_hist(struct mw *w, const struct metrics_hist_family *f)
         puts_(w, f->name);
         puts_(w, "_sum");
         put_labels(w, &f->series, s, -1, NULL);
-        put(w, " ", 1);
+        textbuf_put(w, " ", 1);
         put_fixed(w, sum_ns, NS_PER_S, 9);
-        put(w, "\n", 1);
+        textbuf_put(w, "\n", 1);
         put_sample(w, f->name, "_count", &f->series, s, -1, NULL, cum);
     }
 }
@@ -286,7 +251,7 @@ static bool replaced(const struct metrics_source *src, const char *name)
     return false;
 }
 
-static void render_base(struct mw *w, const struct metrics_source *src)
+static void render_base(struct textbuf *w, const struct metrics_source *src)
 {
     const struct stats *st = src->stats;
     if (!replaced(src, "echod_build_info")) {
@@ -297,13 +262,13 @@ static void render_base(struct mw *w, const struct metrics_source *src)
         put_help(w, "echod_uptime_seconds", "Seconds since the daemon started.", "gauge");
         puts_(w, "echod_uptime_seconds ");
         put_fixed(w, src->now_ms >= st->start_ms ? src->now_ms - st->start_ms : 0, MS_PER_S, 3);
-        put(w, "\n", 1);
+        textbuf_put(w, "\n", 1);
     }
     if (!replaced(src, "echod_workers")) {
         put_help(w, "echod_workers", "Worker threads.", "gauge");
         puts_(w, "echod_workers ");
-        put_u64(w, st->nworkers);
-        put(w, "\n", 1);
+        textbuf_put_u64(w, st->nworkers);
+        textbuf_put(w, "\n", 1);
     }
     for (unsigned i = 0; i < B_COUNT; i++) {
         if (replaced(src, base[i].name))
@@ -321,7 +286,7 @@ static void render_base(struct mw *w, const struct metrics_source *src)
     }
 }
 
-static void render_all(struct mw *w, const struct metrics_source *src)
+static void render_all(struct textbuf *w, const struct metrics_source *src)
 {
     if (src->stats != NULL)
         render_base(w, src);
@@ -333,7 +298,7 @@ static void render_all(struct mw *w, const struct metrics_source *src)
 
 size_t metrics_render(const struct metrics_source *src, char *out, size_t cap)
 {
-    struct mw w = {out, cap, 0, true};
+    struct textbuf w = textbuf_into(out, cap);
     if (out == NULL)
         return 0;
     render_all(&w, src);
@@ -342,7 +307,7 @@ size_t metrics_render(const struct metrics_source *src, char *out, size_t cap)
 
 size_t metrics_render_max(const struct metrics_source *src)
 {
-    struct mw w = {NULL, 0, 0, true};
+    struct textbuf w = textbuf_measure();
     render_all(&w, src);
     return w.len;
 }
