@@ -123,8 +123,9 @@ size_t conn_echo(struct conn *c, const uint8_t *p, size_t n)
     return taken + copy;
 }
 
-void conn_request_done(struct conn *c, uint32_t n)
+void conn_request_done(struct conn *c, enum stats_request_kind kind, uint32_t n)
 {
+    stats_add(&c->w->stats->requests_by_kind[kind], n);
     if (c->pending == 0)
         c->pending_since_ns = c->w->now_ns;
     c->pending += n;
@@ -134,9 +135,10 @@ void conn_request_done(struct conn *c, uint32_t n)
     stats_add(&c->w->stats->requests_by_proto[c->ops->kind], n);
 }
 
-void conn_count_error(struct conn *c)
+void conn_count_error(struct conn *c, enum stats_error_kind kind)
 {
     stats_add(&c->w->stats->errors_total, 1);
+    stats_add(&c->w->stats->errors_by_kind[kind], 1);
 }
 
 void conn_stop_input(struct conn *c, bool linger)
@@ -511,6 +513,8 @@ void conn_on_events(struct conn *c, uint32_t events)
 
 void conn_on_timeout(struct conn *c)
 {
+    if (c->timer_kind >= TIMER_IDLE && c->timer_kind <= TIMER_LINGER)
+        stats_add(&c->w->stats->timeouts[c->timer_kind - TIMER_IDLE], 1);
     switch (c->timer_kind) {
     case TIMER_IDLE:
         log_debug("fd %d: idle timeout", c->fd);
@@ -520,7 +524,7 @@ void conn_on_timeout(struct conn *c)
         c->ops->on_read_timeout(c);
         break;
     case TIMER_WRITE:
-        conn_count_error(c);
+        conn_count_error(c, SE_WRITE_TIMEOUT);
         conn_abort(c, "write timeout");
         return;
     case TIMER_HOLD:

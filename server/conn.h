@@ -24,6 +24,7 @@
 #include "common/buf.h"
 #include "server/pipe_pool.h"
 #include "server/proto.h"
+#include "server/stats.h"
 #include "server/timer.h"
 
 struct worker;
@@ -99,9 +100,10 @@ bool conn_out_put(struct conn *c, const void *p, size_t n);
 size_t conn_echo(struct conn *c, const uint8_t *p, size_t n);
 /* n requests were answered (or their replies queued): counters, the read
  * timer, and the drain's "finish the request in progress". */
-void conn_request_done(struct conn *c, uint32_t n);
-/* Count an error answered to the client (errors_total). */
-void conn_count_error(struct conn *c);
+void conn_request_done(struct conn *c, enum stats_request_kind kind, uint32_t n);
+/* Count an error answered to the client, or that cut it off (errors_total
+ * and by kind). */
+void conn_count_error(struct conn *c, enum stats_error_kind kind);
 /* No more requests on this connection: flush what is queued, then close.
  * linger: the peer may still be sending (we cut it off), so read and drop
  * its bytes for a bounded time before closing, instead of resetting. */

@@ -412,6 +412,10 @@ static void warn_stale(struct listener *l)
 static void reject(struct listener *l, struct worker_msg *msg, enum proto_reject why)
 {
     atomic_fetch_add_explicit(&l->stats->connections_rejected, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&l->stats->rejected_by_reason[why == PROTO_REJECT_CLIENT_LIMIT
+                                                                ? SR_PER_CLIENT
+                                                                : SR_MAX_CONNECTIONS],
+                              1, memory_order_relaxed);
     msg->kind = WORKER_MSG_REJECT;
     msg->reject = (uint8_t)why;
     if (!hand_off(l, msg))
@@ -441,6 +445,8 @@ static void dispatch(struct listener *l, int fd, uint8_t proto,
         client_table_release(&l->clients, fd);
         atomic_fetch_sub_explicit(l->conns_global, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&l->stats->connections_rejected, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&l->stats->rejected_by_reason[SR_OVERLOADED], 1,
+                                  memory_order_relaxed);
         log_warn("every worker's inbox is full; rejecting connections");
         reject_here(fd, proto, "503 server overloaded");
     }
@@ -453,6 +459,7 @@ static void pause_accepting(struct listener *l, int err)
                  strerror(err), ACCEPT_PAUSE_MS);
     l->starved = true;
     l->paused = true;
+    atomic_fetch_add_explicit(&l->stats->accept_pauses, 1, memory_order_relaxed);
     l->resume_ms = worker_now_ms() + ACCEPT_PAUSE_MS;
     for (unsigned i = 0; i < l->nsocks; i++)
         epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->socks[i].fd, NULL);

@@ -36,6 +36,7 @@ struct splice_pipe *pipe_pool_get(struct pipe_pool *p)
     if (sp != NULL) {
         p->free_list = sp->next_free;
         p->nfree--;
+        p->lent++;
         return sp;
     }
     sp = calloc(1, sizeof(*sp));
@@ -58,6 +59,7 @@ struct splice_pipe *pipe_pool_get(struct pipe_pool *p)
         pipe_close(sp);
         return NULL;
     }
+    p->lent++;
     return sp;
 }
 
@@ -65,6 +67,7 @@ void pipe_pool_put(struct pipe_pool *p, struct splice_pipe *sp)
 {
     if (sp == NULL)
         return;
+    p->lent--;
     if (sp->bytes != 0 || p->nfree >= p->keep) {
         pipe_close(sp);
         return;

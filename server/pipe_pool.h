@@ -23,6 +23,7 @@ struct splice_pipe {
 struct pipe_pool {
     struct splice_pipe *free_list;
     size_t nfree;
+    size_t lent;                /* pipes out with connections now */
     size_t keep;                /* most idle pipes kept open */
     uint32_t size;              /* capacity asked for with F_SETPIPE_SZ */
 };

@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/frame.h"
@@ -53,7 +54,8 @@ static void send_error(struct conn *c, bool keep_open, const char *fmt, ...)
         n = 0;
     if ((size_t)n >= sizeof(text))
         n = sizeof(text) - 1;
-    conn_count_error(c);
+    /* Every text starts with its code. */
+    conn_count_error(c, stats_error_of_status((unsigned)atoi(text)));
     log_debug("fd %d: %s", c->fd, text);
     if (conn_out_room(c) >= FRAME_HEADER_SIZE + (size_t)n) {
         if (!out_header(c, FRAME_ERROR, (uint32_t)n) || !conn_out_put(c, text, (size_t)n))
@@ -99,9 +101,19 @@ static void answer_stats(struct conn *c)
 }
 
 /* A frame is complete: queue its reply. */
+static enum stats_request_kind kind_of(uint8_t type)
+{
+    switch (type) {
+    case FRAME_ECHO: return SK_FRAMED_ECHO;
+    case FRAME_PING: return SK_FRAMED_PING;
+    case FRAME_STATS: return SK_FRAMED_STATS;
+    default: return SK_FRAMED_UNKNOWN;
+    }
+}
+
 static void frame_done(struct conn *c, uint8_t type)
 {
-    conn_request_done(c, 1);
+    conn_request_done(c, kind_of(type), 1);
     switch (type) {
     case FRAME_ECHO:
         if (!ST(c)->reply_started)
@@ -133,7 +145,7 @@ static void input_ended(struct conn *c)
     if (frame_decoder_in_frame(d)) {
         if (d->state == FRAME_DEC_OPEN) {
             /* The open-length ECHO ends here, as it should. */
-            conn_request_done(c, 1);
+            conn_request_done(c, SK_FRAMED_ECHO, 1);
         } else if (!echo_streaming(c)) {
             uint64_t got, want;
             frame_decoder_truncation(d, &got, &want);
@@ -177,7 +189,7 @@ static bool echo_run(struct conn *c)
     if (!conn_out_put(c, buf_head(c->in), len))
         return true;    /* aborted: the caller sees the closed state */
     buf_consume(c->in, len);
-    conn_request_done(c, frames);
+    conn_request_done(c, SK_FRAMED_ECHO, frames);
     return true;
 }
 
@@ -288,7 +300,7 @@ static void framed_on_read_timeout(struct conn *c)
     if (echo_streaming(c)) {
         /* Part of this ECHO's reply is out: an error frame now would be
          * read as its payload. Cut it short and close, as at EOF. */
-        conn_count_error(c);
+        conn_count_error(c, SE_READ_TIMEOUT);
         conn_stop_input(c, true);
     } else {
         send_error(c, false, "408 read timeout: frame not completed within read_timeout");

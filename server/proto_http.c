@@ -70,6 +70,7 @@ struct proto_http_state {
     uint64_t due_ms;            /* DELAY: when the response may go */
     uint8_t phase;              /* enum http_phase */
     uint8_t body_mode;          /* enum body_mode */
+    uint8_t kind;               /* enum stats_request_kind of the response */
     bool head_done;             /* req is parsed and valid */
     bool delayed;               /* the delay of this request is over */
     bool body_chunked;          /* the request body is chunked (else Content-Length) */
@@ -112,7 +113,7 @@ static bool send_error(struct conn *c, unsigned status, const char *reason)
     struct proto_http_state *st = ST(c);
     if (st != NULL && st->started) {
         /* A response is under way: a status cannot follow its body. */
-        conn_count_error(c);
+        conn_count_error(c, status == 408 ? SE_READ_TIMEOUT : SE_CUT);
         conn_stop_input(c, !c->peer_eof);
         return true;
     }
@@ -129,7 +130,7 @@ static bool send_error(struct conn *c, unsigned status, const char *reason)
                                    buf_space(b));
     if (n > 0)
         buf_produce(b, n);
-    conn_count_error(c);
+    conn_count_error(c, stats_error_of_status(status));
     count_response(c, status);
     log_debug("fd %d: HTTP %u %s", c->fd, status, reason ? reason : "");
     conn_stop_input(c, !c->peer_eof);
@@ -450,6 +451,7 @@ static bool start_response(struct conn *c)
         if (!answer_reserved(c, res, head_only))
             return false;
         st->body_mode = has_body ? BODY_DISCARD : BODY_NONE;
+        st->kind = SK_HTTP_PAGE;
         st->started = true;
         buf_consume(c->in, req->head_len);
         st->phase = PH_BODY;
@@ -468,6 +470,8 @@ static bool start_response(struct conn *c)
     size_t after_head = req->head_len;     /* input bytes consumed once the head is out */
     st->body_mode = has_body ? BODY_DISCARD : BODY_NONE;
 
+    st->kind = ctl.json ? SK_HTTP_JSON : ctl.has_size ? SK_HTTP_GENERATED
+             : has_body ? SK_HTTP_BODY_ECHO : SK_HTTP_HEAD_ECHO;
     if (ctl.json) {
         struct json_ctx j;
         json_request_of(c, in, req, &j);
@@ -542,7 +546,7 @@ static bool start_response(struct conn *c)
 static void finish_request(struct conn *c)
 {
     struct proto_http_state *st = ST(c);
-    conn_request_done(c, 1);
+    conn_request_done(c, (enum stats_request_kind)st->kind, 1);
     if (!st->keep_alive) {
         conn_stop_input(c, !c->peer_eof);
         return;
@@ -752,7 +756,7 @@ static bool http_on_input(struct conn *c)
             } else if (!step && c->peer_eof && !st->body_done &&
                        (c->in == NULL || buf_len(c->in) == 0)) {
                 /* The body was cut short: so is the response. */
-                conn_count_error(c);
+                conn_count_error(c, SE_CUT);
                 conn_stop_input(c, false);
                 return true;
             }

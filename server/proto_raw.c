@@ -72,7 +72,7 @@ static void raw_spliced(struct conn *c, size_t n)
 
 static void raw_received(struct conn *c, size_t n)
 {
-    conn_request_done(c, 1);
+    conn_request_done(c, SK_RAW_CHUNK, 1);
     if (n >= RAW_BULK_ENTER)
         c->p.raw.bulk = true;
 }

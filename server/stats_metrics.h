@@ -9,8 +9,8 @@
 #include "server/stats.h"
 
 /* Families beyond the base ones of metrics.c. */
-#define STATS_METRICS_FAMILIES 2
-#define STATS_METRICS_HISTS 1
+#define STATS_METRICS_FAMILIES 10
+#define STATS_METRICS_HISTS 2
 
 /* The storage a metrics_source points into (so it can live on the stack). */
 struct stats_metrics {

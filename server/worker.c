@@ -318,6 +318,18 @@ static void debug_stall(struct worker *w, uint64_t started_ms)
         sleep(1);
 }
 
+/* Once per busy turn: how long the turn took (one clock read), and what
+ * the pools have lent, for /metrics. */
+static void publish_gauges(struct worker *w)
+{
+    struct stats_worker *s = w->stats;
+    metrics_hist_observe(&s->turn, worker_now_ns() - w->now_ns);
+    atomic_store_explicit(&s->buffers_in_use, w->in_pool.lent + w->out_pool.lent,
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->pipes_in_use, w->pipes.lent, memory_order_relaxed);
+    atomic_store_explicit(&s->states_in_use, w->state_pool.lent, memory_order_relaxed);
+}
+
 int worker_turn(struct worker *w, int max_wait_ms)
 {
     struct epoll_event events[WORKER_EVENTS_MAX];
@@ -339,6 +351,8 @@ int worker_turn(struct worker *w, int max_wait_ms)
     run_ready(w);
     expire_timers(w);
     free_dead(w);
+    if (n > 0)
+        publish_gauges(w);
     return 0;
 }
 
