@@ -129,7 +129,9 @@ int bench_merge_main(int argc, char **argv)
         else if (argv[i][0] == '-')
             return fail("unknown option %s%s (usage: echobench merge [--json] A.json B.json ...)",
                         argv[i], "");
-        else if (nfiles < MERGE_RUNS_MAX)
+        else if (nfiles == MERGE_RUNS_MAX)
+            return fail("more than %s reports%s", "1024", "");
+        else
             files[nfiles++] = argv[i];
     }
     if (nfiles == 0)
