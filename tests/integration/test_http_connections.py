@@ -417,3 +417,33 @@ def test_concurrent_connections_mixed_pipelines(srv):
     for t in threads:
         t.join(bound(60))
     assert not errs, errs
+
+
+def test_idle_keep_alive_connections_hold_no_buffers(echod_factory):
+    """After its request, a kept-alive connection gives back its buffers and
+    its request state: 1,000 of them cost about a struct conn each."""
+    from conftest import raise_nofile
+    if not raise_nofile(4096):
+        pytest.skip("cannot raise the descriptor limit to 4096")
+    srv = echod_factory(listen=("127.0.0.1", "http://127.0.0.1"), workers=1)
+    # Warm the worker's pools first, so the figure is the connections' own.
+    with HttpConn(srv.addr_of("http")) as h:
+        h.send(request("POST", "/", body=b"w" * 100000))
+        h.read_response()
+    base = srv.rss_kib()
+    conns = []
+    try:
+        for _ in range(1000):
+            h = HttpConn(srv.addr_of("http"))
+            conns.append(h)
+            h.send(request("POST", "/", body=b"x" * 2000))
+        for h in conns:
+            assert h.read_response().body == b"x" * 2000
+        st = srv.stats()
+        assert st["connections_current"] == 1001
+        growth = srv.rss_kib() - base
+    finally:
+        for h in conns:
+            h.close()
+    print(f"1,000 idle http connections: RSS growth {growth} KiB ({growth * 1024 // 1000} B each)")
+    assert growth < 4 * 1000, growth

@@ -200,3 +200,14 @@ def test_drain_answers_requests_already_read_with_close(echod_factory):
             assert resp.get("Connection") == "close", resp
         h.expect_close()
     assert srv.wait_exit(bound(10)) == 0
+
+
+def test_metrics_with_the_most_workers(echod_factory):
+    """The worst case of the page (every counter at 20 digits, every status
+    code) outgrows an output buffer long before the page does: with the
+    largest worker count the config allows, /metrics is still served."""
+    srv = echod_factory(listen=("127.0.0.1", "http://127.0.0.1"), workers=256)
+    resp = get(srv, "/metrics")
+    assert resp.status == 200, resp
+    assert 'echod_worker_requests_total{worker="255"}' in resp.body.decode()
+    assert json.loads(get(srv, "/stats").body)["workers"] == 256
