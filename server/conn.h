@@ -51,7 +51,8 @@ struct conn {
     uint8_t req_seq;            /* requests completed (mod 256): restarts the read timer */
     uint8_t timer_seq;          /* req_seq when the read timer started */
     uint32_t pending;           /* requests answered whose replies are not all out */
-    uint64_t pending_since_ns;  /* the turn that read the oldest of them */
+    uint32_t pending_since;     /* the turn that read the oldest of them, in units of
+                                 * 1024 ns, modulo 2^32 (conn.c: stamp) */
     bool readable : 1;          /* the socket may have input (edge-triggered) */
     bool writable : 1;          /* the socket may take output */
     bool peer_eof : 1;          /* recv() returned 0 */

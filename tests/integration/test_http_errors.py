@@ -117,7 +117,7 @@ def srv_module():
     from conftest import EchodFactory
     f = EchodFactory()
     e = f(listen=("127.0.0.1", "http://127.0.0.1"), max_frame_size=1000,
-          http_max_header_size=2048, read_timeout=1)
+          http_max_header_size=2048, read_timeout=bound(1))
     yield e
     f.finish()
 
