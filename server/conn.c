@@ -548,12 +548,23 @@ void conn_on_timeout(struct conn *c)
     conn_run(c);
 }
 
+/* Bytes the peer sent that wait in the kernel, not yet read. */
+static bool input_waiting(const struct conn *c)
+{
+    int n = 0;
+    return ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
+}
+
 void conn_drain(struct conn *c)
 {
     if (c->state != CONN_OPEN || c->draining)
         return;
     c->draining = true;
-    c->drain_finish = c->ops->in_request(c);
+    /* A request in progress is read to its end; so is one that has arrived
+     * but not been read yet: a connection that looks idle may have a request
+     * in its socket (a balancer reusing it at this very moment), and closing
+     * would lose it. */
+    c->drain_finish = c->ops->in_request(c) || input_waiting(c);
     worker_schedule(c->w, c);
 }
 

@@ -714,7 +714,7 @@ static bool http_on_input(struct conn *c)
         struct proto_http_state *st = ST(c);
         if (st == NULL) {
             if (c->in == NULL || buf_len(c->in) == 0) {
-                if (c->peer_eof || c->draining)
+                if (c->peer_eof || (c->draining && !c->drain_finish))
                     conn_stop_input(c, false);
                 break;
             }

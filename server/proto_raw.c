@@ -40,7 +40,7 @@ static bool raw_on_input(struct conn *c)
     }
     if (c->in == NULL || buf_len(c->in) == 0) {
         /* All read is echoed: the peer's EOF or the drain ends it here. */
-        if (c->peer_eof || c->draining) {
+        if (c->peer_eof || (c->draining && !c->drain_finish)) {
             conn_stop_input(c, !c->peer_eof);
             progress = true;
         }

@@ -202,6 +202,8 @@ def test_http_rolling_restart_loses_no_request(http_setup):
             time.sleep(0.5)
         lines.append(f"instance {i + 1}: {load.sent} sent, {len(load.failed)} failed "
                      f"(it held {held} connections)")
+        if load.failed:
+            print(hap.log())
         assert not load.failed, load.failed[:5]
         total_sent += load.sent
     stat = hap.servers(HTTP_BACKEND)
