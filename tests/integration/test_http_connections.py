@@ -446,4 +446,6 @@ def test_idle_keep_alive_connections_hold_no_buffers(echod_factory):
         for h in conns:
             h.close()
     print(f"1,000 idle http connections: RSS growth {growth} KiB ({growth * 1024 // 1000} B each)")
-    assert growth < 4 * 1000, growth
+    # Sanitizers' shadow memory multiplies every allocation (TSan: ~2.5 KiB each).
+    from conftest import SAN
+    assert growth < (8 if SAN else 2) * 1000, growth

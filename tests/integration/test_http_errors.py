@@ -117,7 +117,7 @@ def srv_module():
     from conftest import EchodFactory
     f = EchodFactory()
     e = f(listen=("127.0.0.1", "http://127.0.0.1"), max_frame_size=1000,
-          http_max_header_size=2048, read_timeout=bound(1))
+          http_max_header_size=2048, read_timeout=30)
     yield e
     f.finish()
 
@@ -255,16 +255,21 @@ def test_header_at_the_limit_is_served(srv_module):
         assert h.read_response().body == raw
 
 
-def test_408_read_timeout_head(srv_module):
-    with HttpConn(srv_module.addr_of("http")) as h:
+@pytest.fixture
+def srv_408(echod_factory):
+    return echod_factory(listen=("127.0.0.1", "http://127.0.0.1"), read_timeout=1)
+
+
+def test_408_read_timeout_head(srv_408):
+    with HttpConn(srv_408.addr_of("http")) as h:
         h.send(b"GET / HTTP/1.1\r\nHost: t\r\n")
         t0 = time.monotonic()
         check_error(h, 408)
         assert time.monotonic() - t0 >= 0.9
 
 
-def test_408_read_timeout_body(srv_module):
-    with HttpConn(srv_module.addr_of("http")) as h:
+def test_408_read_timeout_body(srv_408):
+    with HttpConn(srv_408.addr_of("http")) as h:
         h.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
         # The response began with the echo: the timeout can only cut it.
         head = h.read_head()
