@@ -529,6 +529,29 @@ static void test_listen_errors(void **state)
     expect_err_prefix("listen = [ \"\" ];", NAME ":1: listen[0]: bad address \"\": ");
 }
 
+static void test_listen_schemes(void **state)
+{
+    (void)state;
+    struct config *c = NULL;
+    char err[CONFIG_ERR_MAX] = "";
+    assert_int_equal(config_load_string("listen = [ \"framed://127.0.0.1:1\", \"raw://[::1]:2\",\n"
+                                        "  \"http://unix:/tmp/x.sock\", \"127.0.0.1:3\" ];",
+                                        NAME, &c, err, sizeof(err)), 0);
+    assert_int_equal(c->nlisten, 4);
+    assert_string_equal(c->listen[1], "raw://[::1]:2");     /* kept as written */
+    config_unref(c);
+    expect_err("listen = [ \"127.0.0.1:1\",\n  \"gopher://127.0.0.1:70\" ];",
+               NAME ":2: listen[1]: unknown protocol in \"gopher://127.0.0.1:70\" "
+               "(framed://, raw:// or http://)");
+    expect_err("listen = [ \"HTTP://127.0.0.1:80\" ];",
+               NAME ":1: listen[0]: unknown protocol in \"HTTP://127.0.0.1:80\" "
+               "(framed://, raw:// or http://)");
+    expect_err_prefix("listen = [ \"raw://\" ];", NAME ":1: listen[0]: bad address \"raw://\": ");
+    /* One address under two schemes is one socket: refused. */
+    expect_err("listen = [ \"raw://127.0.0.1:7007\",\n \"http://127.0.0.1:7007\" ];",
+               NAME ":2: listen[1]: \"http://127.0.0.1:7007\" is the same address as listen[0]");
+}
+
 static void test_listen_duplicates(void **state)
 {
     (void)state;
@@ -850,6 +873,7 @@ int main(void)
         cmocka_unit_test(test_user),
         cmocka_unit_test(test_listen_list_and_array),
         cmocka_unit_test(test_listen_errors),
+        cmocka_unit_test(test_listen_schemes),
         cmocka_unit_test(test_listen_duplicates),
         cmocka_unit_test(test_listen_count_limit),
         cmocka_unit_test(test_unknown_key),
