@@ -155,11 +155,18 @@ void net_addr_format(const struct net_addr *a, char *out, size_t outlen)
     char host[INET6_ADDRSTRLEN];
     if (a->family == AF_UNIX) {
         const struct sockaddr_un *sun = (const struct sockaddr_un *)&a->ss;
-        if (sun->sun_path[0] == '\0') {
-            int n = (int)(a->len - offsetof(struct sockaddr_un, sun_path) - 1);
-            snprintf(out, outlen, "unix:@%.*s", n, sun->sun_path + 1);
+        size_t base = offsetof(struct sockaddr_un, sun_path);
+        size_t path = a->len > base ? a->len - base : 0;
+        if (path > sizeof(sun->sun_path))
+            path = sizeof(sun->sun_path);
+        if (path == 0) {
+            /* An unbound client socket (what accept() reports for most
+             * unix clients) has no name at all. */
+            snprintf(out, outlen, "unix:");
+        } else if (sun->sun_path[0] == '\0') {
+            snprintf(out, outlen, "unix:@%.*s", (int)(path - 1), sun->sun_path + 1);
         } else {
-            snprintf(out, outlen, "unix:%s", sun->sun_path);
+            snprintf(out, outlen, "unix:%.*s", (int)path, sun->sun_path);
         }
     } else if (a->family == AF_INET6) {
         const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&a->ss;

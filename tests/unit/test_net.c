@@ -445,6 +445,28 @@ static void test_format_round_trip(void **state)
     assert_true(strcmp(out, "127.0.0.1:9") == 0 || strcmp(out, "[::1]:9") == 0);
 }
 
+/* What accept() reports for an unbound unix client: no name at all. Its
+ * path bytes (garbage here) are never read. */
+static void test_format_unnamed_unix(void **state)
+{
+    (void)state;
+    struct net_addr a;
+    memset(&a, 'x', sizeof(a));
+    a.family = AF_UNIX;
+    a.ss.ss_family = AF_UNIX;
+    a.len = (socklen_t)offsetof(struct sockaddr_un, sun_path);
+    char out[TEXT_MAX];
+    format(&a, out);
+    assert_string_equal(out, "unix:");
+    /* An abstract name whose bytes fill the length, with no NUL: bounded. */
+    struct sockaddr_un *sun = (struct sockaddr_un *)&a.ss;
+    sun->sun_path[0] = '\0';
+    memcpy(sun->sun_path + 1, "abc", 3);
+    a.len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 4);
+    format(&a, out);
+    assert_string_equal(out, "unix:@abc");
+}
+
 /* A short buffer gets a truncated, terminated text and nothing past it. */
 static void test_format_short_buffer(void **state)
 {
@@ -1253,6 +1275,7 @@ int main(void)
         cmocka_unit_test(test_parse_too_long),
         cmocka_unit_test(test_parse_error_buffer),
         cmocka_unit_test(test_format_round_trip),
+        cmocka_unit_test(test_format_unnamed_unix),
         cmocka_unit_test(test_format_short_buffer),
         cmocka_unit_test(test_tcp_ipv4),
         cmocka_unit_test(test_tcp_localhost),
