@@ -6,6 +6,7 @@ from spoofed addresses (syncookies on) does not stop real clients; an
 overflowing accept queue loses no client it took. Each prints its figures
 (pytest -s)."""
 
+import os
 import random
 import select
 import signal
@@ -245,6 +246,25 @@ def test_syn_flood_does_not_stop_real_clients(testbed):
     assert tb.current() == 0
 
 
+def wait_stopped(pid):
+    """Until every thread of pid is in the stopped state: a stop signal
+    takes effect asynchronously, and a thread still running would go on
+    accepting."""
+    deadline = time.monotonic() + bound(5)
+    while True:
+        states = []
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{task}/stat") as f:
+                    states.append(f.read().rsplit(")", 1)[1].split()[0])
+            except FileNotFoundError:
+                continue
+        if states and all(st in ("T", "t") for st in states):
+            return
+        assert time.monotonic() < deadline, f"echod's threads never all stopped: {states}"
+        time.sleep(0.01)
+
+
 def test_accept_queue_overflow_drops_no_accepted_client(testbed):
     tb = testbed
     tb.start_echod(backlog=2)
@@ -255,6 +275,7 @@ def test_accept_queue_overflow_drops_no_accepted_client(testbed):
     n = 20
     tb.proc.send_signal(signal.SIGSTOP)     # echod accepts nothing for a while
     try:
+        wait_stopped(tb.proc.pid)
         socks = []
         for _ in range(n):
             s = tb.socket()
