@@ -137,18 +137,23 @@ static bool send_error(struct conn *c, unsigned status, const char *reason)
     return true;
 }
 
-/* Put a response head (and an optional body already rendered) in place:
- * the body is written first at a fixed offset, then the head before it. */
+/* Queue a response head, built straight into the output buffer, and an
+ * optional short body after it. The callers checked the room
+ * (HTTP_ROOM_MIN covers any head). Returns false when the connection had
+ * to be closed. */
 static bool put_response(struct conn *c, struct http_head *h, const char *body, size_t len)
 {
-    char head[HTTP_RESPONSE_HEAD_MAX(HTTP_CONTROLS_HEADERS_MAX)];
-    size_t n = http_response_head(h, date_line(c), head, sizeof(head));
+    struct buf *b = conn_out_buf(c);
+    if (b == NULL)
+        return false;
+    if (buf_space(b) < HTTP_RESPONSE_HEAD_MAX(h->extra_len))
+        buf_compact(b);
+    size_t n = http_response_head(h, date_line(c), (char *)buf_tail(b), buf_space(b));
     if (n == 0) {
         conn_abort(c, "HTTP response head did not fit");
         return false;
     }
-    if (!conn_out_put(c, head, n))
-        return false;
+    buf_produce(b, n);
     if (len > 0 && !conn_out_put(c, body, len))
         return false;
     count_response(c, h->status);
@@ -552,9 +557,18 @@ static void finish_request(struct conn *c)
         conn_stop_input(c, !c->peer_eof);
         return;
     }
-    /* After the peer's EOF, as during a drain, the requests already whole
-     * in the buffer are still answered (the EOF may have been read while
-     * this response waited for room): the head phase decides. */
+    if (c->in == NULL || buf_len(c->in) == 0) {
+        /* Nothing buffered behind it: the state goes back, and the next
+         * request borrows a fresh one. An idle keep-alive connection holds
+         * nothing but its struct conn. */
+        conn_state_return(c, st);
+        ST(c) = NULL;
+        return;
+    }
+    /* A pipelined request follows. After the peer's EOF, as during a drain,
+     * the requests already whole in the buffer are still answered (the EOF
+     * may have been read while this response waited for room): the head
+     * phase decides. */
     size_t keep = offsetof(struct proto_http_state, req);
     memset((char *)st + keep, 0, sizeof(*st) - keep);
     http_request_parser_init(&st->parser, c->w->cfg->http_max_header_size);
@@ -768,13 +782,6 @@ static bool http_on_input(struct conn *c)
         progress |= step;
         if (!step || c->held)
             break;      /* a delay= hold: the timer brings us back */
-        /* Between requests with nothing buffered: give the state back. */
-        st = ST(c);
-        if (st != NULL && st->phase == PH_HEAD && !st->head_done &&
-            (c->in == NULL || buf_len(c->in) == 0)) {
-            conn_state_return(c, st);
-            ST(c) = NULL;
-        }
     }
     return progress;
 }
